@@ -1,0 +1,26 @@
+"""Host latency (p50/p90 after warm-up) and peak memory, each artifact in its own clean process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError
+
+
+def measure(path: Path, inputs: dict[str, np.ndarray], threads: int, warmup: int = 10, runs: int = 100) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = Path(tmp) / "inputs.npz"
+        np.savez(feed, **inputs)
+        cmd = [sys.executable, "-m", "edgepack.bench.probe", str(path), str(feed), str(threads), str(warmup),
+               str(runs)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"{path.name}: the latency run failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,210 @@
+"""The command line: Click options -> api calls -> rendering. One error boundary, in `main`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EdgepackError
+
+EXIT_GATES_FAILED = 1
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """`--device a,b --device c` -> [a, b, c]."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+class ClickProgress:
+    """Stages as lines and counted steps as tqdm bars, on stderr so stdout stays parseable."""
+
+    def stage(self, text: str) -> None:
+        click.echo(f"==> {text}", err=True)
+
+    @contextmanager
+    def bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        with tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, leave=False,
+                  disable=not sys.stderr.isatty()) as bar:
+            yield bar.update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgepack")
+def cli():
+    """Compress, export and check pretrained models for edge devices."""
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--device", "devices", multiple=True, help="Device profile name(s); comma-separated or repeated.")
+@click.option("--recipe", help="Recipe name or YAML file (default: the task's default recipe).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (must not exist).")
+@click.option("--task", help="Task, when it cannot be read from the model.")
+@click.option("--revision", help="Hub branch, tag or commit to pin.")
+@click.option("--target", "targets", multiple=True, help="Targets (default: the recipe's).")
+@click.option("--precision", "precisions", multiple=True, help="Precisions (default: the recipe's).")
+@click.option("--data", "data_path", help="Evaluation data: CSV/TSV/JSONL with a text and optional label column.")
+@click.option("--text-column", help="Name of the text column in --data.")
+@click.option("--label-column", help="Name of the label column in --data.")
+@click.option("--data-encoding", default="utf-8", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use at most this many samples (seeded sample).")
+@click.option("--sequence-length", type=click.IntRange(min=1), help="Sequence length for latency.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help="Gate: largest accuracy drop vs source.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="Gate: host p50 latency.")
+@click.option("--max-size-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: artifact size.")
+@click.option("--max-memory-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: inference memory.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for host runs (default: device's, capped at host cores).")
+@click.option("--runs", type=click.IntRange(min=5), default=100, show_default=True, help="Timed runs per artifact.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed warm-up runs.")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--allow-pickle", is_flag=True, help="Allow pickled (.bin) weights, which can run code.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that need their own Python code.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the table.")
+def pack(model, devices, recipe, out, task, revision, targets, precisions, data_path, text_column, label_column,
+         data_encoding, limit, sequence_length, max_accuracy_drop, max_latency_ms, max_size_mb, max_memory_mb,
+         threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json):
+    """Compress, export and check MODEL (a hub id or a local folder); write artifacts and a report to --out."""
+    from .api import PackOptions, pack as run_pack
+    from .config import DataSpec, Gates
+    from .report import to_table
+
+    data = None
+    if data_path is not None:
+        data = DataSpec(path=data_path, text_column=text_column, label_column=label_column, encoding=data_encoding)
+    options = PackOptions(
+        out=out, devices=_split(devices), recipe=recipe, task=task, revision=revision,
+        targets=_split(targets) or None, precisions=_split(precisions) or None, data=data, limit=limit,
+        sequence_length=sequence_length, threads=threads, runs=runs, warmup=warmup, force=force,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        gates=Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
+                    max_memory_mb=max_memory_mb))
+    report = run_pack(model, options, progress=ClickProgress())
+    if as_json:
+        click.echo(report.to_json(), nl=False)
+    else:
+        click.echo(to_table(report))
+        for failure in report.failures():
+            click.echo(f"FAILED {failure}", err=True)
+        click.echo(f"{'PASSED' if report.passed else 'FAILED'}: wrote {out}/ (report.md, report.json, manifest.json)")
+    if not report.passed:
+        sys.exit(EXIT_GATES_FAILED)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--device", "devices", multiple=True, help="Device profiles to check (default: all).")
+@click.option("--revision")
+@click.option("--task")
+@click.option("--allow-pickle", is_flag=True)
+@click.option("--trust-remote-code", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def inspect(model, devices, revision, task, allow_pickle, trust_remote_code, as_json):
+    """What MODEL is, which targets and precisions apply, and whether it fits each device."""
+    from .api import inspect as run_inspect
+
+    info = run_inspect(model, _split(devices) or None, revision, task, allow_pickle, trust_remote_code)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    params = f"{info['parameters']:,}" if info["parameters"] else "unknown"
+    click.echo(f"model        {info['model']} ({info['origin']}, revision {info['revision']})")
+    click.echo(f"task         {info['task']} ({', '.join(info['architectures'] or [])})")
+    click.echo(f"parameters   {params}, {info['size_class']}")
+    click.echo(f"license      {info['license'] or 'not stated'}; commercial use: {info['commercial_use']}")
+    for target, precisions in info["targets"].items():
+        click.echo(f"target       {target}: {', '.join(precisions)}")
+    for device, fits in info["devices"].items():
+        cells = [f"{p} {'fits' if f and f['fits'] else 'does not fit' if f else '?'}" for p, f in fits.items()]
+        click.echo(f"device       {device}: {', '.join(cells)}")
+
+
+@cli.group()
+def devices():
+    """Device profiles."""
+
+
+@devices.command("list")
+def devices_list():
+    from .devices import list_profiles, load_profile
+
+    for name in list_profiles():
+        click.echo(f"{name:24} {load_profile(name).display_name}")
+
+
+@devices.command("show")
+@click.argument("name")
+def devices_show(name):
+    import yaml
+
+    from .devices import load_profile
+
+    click.echo(yaml.safe_dump(load_profile(name).model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@cli.group()
+def recipes():
+    """Recipes: defaults for common tasks."""
+
+
+@recipes.command("list")
+def recipes_list():
+    from .config import Recipe, list_names, load_named
+
+    for name in list_names("recipes"):
+        recipe = load_named("recipes", name, Recipe)
+        click.echo(f"{name:24} {recipe.task:22} {recipe.description.split(':')[0][:70]}")
+
+
+@recipes.command("show")
+@click.argument("name")
+def recipes_show(name):
+    import yaml
+
+    from .config import Recipe, load_named
+
+    click.echo(yaml.safe_dump(load_named("recipes", name, Recipe).model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C, so the partial output folder is removed
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The single error boundary: EdgepackError -> one line and its exit code; EDGEPACK_DEBUG=1 shows tracebacks."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(args=argv, prog_name="edgepack", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("edgepack: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except EdgepackError as exc:
+        if os.environ.get("EDGEPACK_DEBUG"):
+            raise
+        click.echo(f"edgepack: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("edgepack: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: still one line, and a way to get the traceback
+        if os.environ.get("EDGEPACK_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} (EDGEPACK_DEBUG=1 shows the traceback; "
+                   "please report it)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

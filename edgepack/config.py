@@ -1,0 +1,116 @@
+"""Typed configuration shared by the CLI, the API and the shipped YAML files.
+
+Every model forbids unknown keys, so a typo in a recipe or device profile is an error naming the field,
+not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError, UnknownName
+
+M = TypeVar("M", bound=BaseModel)
+
+# Shipped YAML lives at the repository root (`recipes/`, `devices/`); a wheel carries it as `edgepack/_data/`.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_dir(kind: str) -> Path:
+    """Folder of the shipped YAML files of one kind ("recipes" or "devices")."""
+    for candidate in (_PACKAGE_DIR.parent / kind, _PACKAGE_DIR / "_data" / kind):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"edgepack's {kind}/ folder is missing", "reinstall edgepack")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Read one YAML file into `model`; errors name the file and the first bad field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{path}: field '{_field_path(first['loc'])}': {first['msg']}{extra}") from None
+
+
+def load_named(kind: str, name_or_path: str, model: type[M]) -> M:
+    """A shipped file by name (`raspberry-pi-4`), or any YAML file by path."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        return load_yaml_model(Path(name_or_path), model)
+    path = data_dir(kind) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UnknownName(kind.rstrip("s"), name_or_path, list_names(kind))
+    return load_yaml_model(path, model)
+
+
+def list_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in data_dir(kind).glob("*.yaml"))
+
+
+# ---- gates and recipes -------------------------------------------------------------------------------------------
+
+class Gates(Strict):
+    """Pass/fail limits. None means "no gate". Accuracy drop is in the task metric's units (e.g. 0.01 = 1 point)."""
+
+    max_accuracy_drop: float | None = Field(default=None, ge=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    max_size_mb: float | None = Field(default=None, gt=0)
+    max_memory_mb: float | None = Field(default=None, gt=0)
+
+    def merged(self, override: "Gates") -> "Gates":
+        """`override`'s set fields win (the CLI's flags over the recipe's defaults)."""
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class DataSpec(Strict):
+    """Evaluation data: a file path, or a file inside an installed Python package (available offline)."""
+
+    path: str
+    package: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    encoding: str = "utf-8"
+    limit: int | None = Field(default=None, gt=0)
+    seed: int = 0
+
+
+Precision = Literal["fp32", "fp16", "int8-dynamic"]
+
+
+class Recipe(Strict):
+    name: str
+    description: str
+    task: Literal["feature-extraction", "text-classification"]
+    model: str | None = None
+    targets: list[str] = ["onnx"]
+    precisions: list[Precision] = ["fp32", "fp16", "int8-dynamic"]
+    sequence_length: int = Field(default=128, gt=0, le=8192)
+    data: DataSpec | None = None
+    gates: Gates = Gates()
+    devices: list[str] = []
+    default_for_task: bool = False  # used when the user names no recipe and the model's task is this one

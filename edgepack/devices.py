@@ -1,0 +1,194 @@
+"""Device profiles (`devices/*.yaml`), the fit check, and an uncalibrated roofline latency estimate.
+
+A profile describes the CPU a runtime uses on the device. On big.LITTLE chips `cpu.cores` are the performance cores
+(the ones benchmarks and runtimes pin to); `peak_gflops` covers those cores, and the efficiency cores are listed
+apart and left out of the estimate. Every figure group carries a citation in `sources`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .config import Gates, Strict, list_names, load_named
+from .costs import KERNEL_CLASSES, OpCost, count_onnx_costs
+
+__all__ = ["DeviceProfile", "LatencyEstimate", "OpCost", "count_onnx_costs", "estimate_latency", "fits",
+           "list_profiles", "load_profile", "EFFICIENCY"]
+
+Feature = Literal["neon", "fp16", "dotprod", "i8mm", "bf16", "sve", "sve2", "sse4_2", "avx", "avx2", "fma", "f16c",
+                  "avx512f", "avx512_vnni", "avx_vnni", "amx"]
+
+# Figure groups that must each have an entry in `sources`.
+SOURCED_FIELDS = ("cpu", "default_threads", "peak_gflops", "memory_bandwidth_gbps", "ram_mb", "storage_gb", "budgets")
+
+
+class Cpu(Strict):
+    cores: int = Field(gt=0, description="cores the runtime uses (the performance cores on big.LITTLE)")
+    core_type: str
+    clock_ghz: float = Field(gt=0, description="sustained clock of those cores, used for peak_gflops")
+    isa: str
+    features: list[Feature]
+    hardware_threads: int | None = Field(default=None, gt=0, description="with SMT; default = cores")
+    efficiency_cores: int = Field(default=0, ge=0, description="little cores, not counted in peak_gflops")
+    efficiency_core_type: str | None = None
+
+
+class PeakGflops(Strict):
+    """Whole-cluster peak of `cpu.cores`, GFLOP/s (int8: GOP/s)."""
+
+    fp32: float = Field(gt=0)
+    fp16: float = Field(gt=0)
+    int8: float = Field(gt=0)
+
+
+class Budgets(Strict):
+    """edgepack's default gates for the device class (a reasonable app budget, not a vendor figure)."""
+
+    max_latency_ms: float = Field(gt=0)
+    max_size_mb: float = Field(gt=0)
+    max_memory_mb: float = Field(gt=0)
+
+    def as_gates(self) -> Gates:
+        return Gates(**self.model_dump())
+
+
+class DeviceProfile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    display_name: str
+    category: Literal["single-board-computer", "phone", "embedded", "laptop"]
+    os: str
+    soc: str
+    cpu: Cpu
+    default_threads: int = Field(gt=0)
+    peak_gflops: PeakGflops
+    memory_bandwidth_gbps: float = Field(gt=0, description="theoretical DRAM bandwidth")
+    ram_mb: int = Field(gt=0)
+    storage_gb: float = Field(gt=0, description="storage available to apps")
+    budgets: Budgets
+    sources: dict[str, str]
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _every_figure_has_a_source(self) -> "DeviceProfile":
+        missing = [key for key in SOURCED_FIELDS if not self.sources.get(key, "").strip()]
+        if missing:
+            raise ValueError(f"sources: no citation for {', '.join(missing)} (every figure group needs one)")
+        unknown = sorted(set(self.sources) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"sources: {', '.join(unknown)} is not a field of the profile")
+        if self.default_threads > (self.cpu.hardware_threads or self.cpu.cores) + self.cpu.efficiency_cores:
+            raise ValueError("default_threads: more threads than the CPU has")
+        return self
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """A shipped profile by name (`raspberry-pi-4`) or any profile YAML by path."""
+    return load_named("devices", name_or_path, DeviceProfile)
+
+
+def list_profiles() -> list[str]:
+    return list_names("devices")
+
+
+# ---- does it fit ------------------------------------------------------------------------------------------------
+
+STORAGE_SHARE = 0.5  # the model may take at most half of the storage available to apps
+RAM_SHARE = 0.5      # peak inference memory may take at most half of RAM; the rest is the OS's and the app's
+
+
+def fits(profile: DeviceProfile, size_bytes: int, peak_memory_bytes: int | None) -> dict:
+    """Whether a model of `size_bytes` (on disk) with `peak_memory_bytes` (resident while running) fits the device.
+
+    Margins: the model file may use half of `storage_gb`, and inference half of `ram_mb`. Without a measured peak,
+    the model size stands in for it (a lower bound: weights are resident, activations come on top).
+    """
+    mb = 1024 * 1024
+    storage_limit = profile.storage_gb * 1024 * STORAGE_SHARE
+    memory_limit = profile.ram_mb * RAM_SHARE
+    size_mb = size_bytes / mb
+    memory_mb = (peak_memory_bytes if peak_memory_bytes is not None else size_bytes) / mb
+    storage_ok, memory_ok = size_mb <= storage_limit, memory_mb <= memory_limit
+    return {
+        "device": profile.name,
+        "fits": storage_ok and memory_ok,
+        "storage_ok": storage_ok,
+        "size_mb": round(size_mb, 2),
+        "storage_limit_mb": round(storage_limit, 1),
+        "memory_ok": memory_ok,
+        "memory_mb": round(memory_mb, 2),
+        "memory_limit_mb": round(memory_limit, 1),
+        "memory_measured": peak_memory_bytes is not None,
+        "margin": f"model <= {STORAGE_SHARE:.0%} of app storage; peak memory <= {RAM_SHARE:.0%} of RAM"
+                  + ("" if peak_memory_bytes is not None else " (no measured peak: model size used as lower bound)"),
+    }
+
+
+# ---- latency estimate -------------------------------------------------------------------------------------------
+
+# Uncalibrated defaults, set by hand so MobileNetV2 fp32 lands within ~2x of the published Raspberry Pi 4/5 rows
+# (see the sanity check in the issue). A later fit against measurements.csv replaces them.
+# kernel class: (fraction of peak FLOP/s reached, fraction of DRAM bandwidth reached)
+EFFICIENCY: dict[str, tuple[float, float]] = {
+    "conv":          (0.45, 0.6),
+    "depthwise":     (0.15, 0.6),
+    "matmul":        (0.55, 0.6),
+    "attention":     (0.35, 0.6),
+    "elementwise":   (0.25, 0.6),
+    "normalization": (0.20, 0.5),
+    "embedding":     (0.10, 0.4),
+    "quantize":      (0.20, 0.5),
+    "data-movement": (0.10, 0.4),
+    "other":         (0.10, 0.4),
+}
+OVERHEAD_US = 4.0             # fixed dispatch cost per op, microseconds
+PARALLEL_EFFICIENCY = 0.6     # each thread beyond the first adds this fraction of a core
+SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull; more threads reach all of it
+BAND = 2.0                    # low/high: efficiencies x BAND and / BAND (capped at 1), overhead / and x BAND
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    estimate_ms: float
+    low_ms: float
+    high_ms: float
+    threads: int
+    by_class: dict[str, float] = field(default_factory=dict)  # ms per kernel class (of estimate_ms)
+    note: str = ""
+
+
+def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int | None = None) -> LatencyEstimate:
+    """Roofline estimate: each op takes max(compute time, memory time) plus a fixed dispatch overhead."""
+    threads = threads or profile.default_threads
+    used = min(threads, profile.cpu.cores)  # SMT siblings and little cores add nothing here
+    core_share = (1 + (used - 1) * PARALLEL_EFFICIENCY) / profile.cpu.cores
+    bandwidth = profile.memory_bandwidth_gbps * 1e9 * min(1.0, SINGLE_THREAD_BANDWIDTH * used)
+    peaks = profile.peak_gflops.model_dump()
+
+    def op_seconds(op: OpCost, scale: float) -> float:
+        compute_eff, memory_eff = EFFICIENCY.get(op.kernel_class, EFFICIENCY["other"])
+        peak = peaks[op.precision] * 1e9 * core_share * min(1.0, compute_eff * scale)
+        return max(op.flops / peak, op.bytes / (bandwidth * min(1.0, memory_eff * scale))) + OVERHEAD_US * 1e-6 / scale
+
+    by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
+    for op in costs:
+        by_class[op.kernel_class] += op_seconds(op, 1.0) * 1e3
+    low = sum(op_seconds(op, BAND) for op in costs) * 1e3
+    high = sum(op_seconds(op, 1 / BAND) for op in costs) * 1e3
+    unknown = sorted({op.op_type for op in costs if not op.known})
+    note = (f"uncalibrated roofline estimate for {profile.display_name}, {threads} thread(s), {len(costs)} ops; "
+            f"low/high = efficiencies x{BAND:g} / x{1 / BAND:g}")
+    if unknown:
+        note += f"; op types counted by bytes only: {', '.join(unknown)}"
+    return LatencyEstimate(estimate_ms=sum(by_class.values()), low_ms=low, high_ms=high, threads=threads,
+                           by_class={k: v for k, v in by_class.items() if v}, note=note)
+
+
+def estimate_file(onnx_path: str | Path, inputs: dict, profile: DeviceProfile | str,
+                  threads: int | None = None) -> LatencyEstimate:
+    """Convenience: count the graph's costs and estimate them on a profile (by name or object)."""
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    return estimate_latency(count_onnx_costs(onnx_path, inputs), profile, threads)

@@ -1,0 +1,126 @@
+"""The report: one contract (report.json) that CI and later tooling read, rendered also as Markdown and a table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from .gates import Check
+
+
+@dataclass
+class ArtifactResult:
+    target: str
+    precision: str
+    path: str | None  # relative to the output folder; None when the artifact could not be produced
+    sha256: str | None = None
+    size_bytes: int | None = None
+    accuracy: dict | None = None  # {metric, value, drop, details}
+    latency_ms: dict = field(default_factory=lambda: {"host": None, "devices": {}})
+    memory_mb: float | None = None
+    settings: dict = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.path is not None and all(c.passed for c in self.checks)
+
+
+@dataclass
+class Report:
+    model: str
+    revision: str
+    task: str
+    license: str | None
+    artifacts: list[ArtifactResult]
+    recipe: str | None = None
+    sequence_length: int = 128
+    data: dict = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
+    gates: dict = field(default_factory=dict)
+    host: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    edgepack_version: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.artifacts) and all(a.passed for a in self.artifacts)
+
+    def failures(self) -> list[str]:
+        return [f"{a.target}/{a.precision}: {c.name}: {c.detail}"
+                for a in self.artifacts for c in a.checks if not c.passed]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        for artifact, raw in zip(self.artifacts, data["artifacts"]):
+            raw["passed"] = artifact.passed
+        head = ["model", "revision", "task", "license", "passed"]
+        return {k: data[k] for k in head} | {k: v for k, v in data.items() if k not in head}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def _fmt(value, spec: str = ".1f", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The headline table: one row per artifact."""
+    header = ["target", "precision", "size MB", f"accuracy vs source", "host p50/p90 ms"]
+    header += [f"{d} est. ms" for d in report.devices] + ["result"]
+    rows = []
+    for a in report.artifacts:
+        acc = a.accuracy
+        accuracy = f"{acc['metric']} {acc['value']:.4f}" if acc else "-"
+        host = a.latency_ms.get("host")
+        timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else "-"
+        row = [a.target, a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6), accuracy, timing]
+        for d in report.devices:
+            est = a.latency_ms["devices"].get(d)
+            row.append(f"{est['estimate']:.1f} ({est['low']:.0f}-{est['high']:.0f})" if est else "-")
+        row.append("pass" if a.passed else "FAIL")
+        rows.append(row)
+    return header, rows
+
+
+def to_markdown(report: Report) -> str:
+    header, rows = summary_rows(report)
+    verdict = "PASSED" if report.passed else "FAILED"
+    host = report.host
+    lines = [f"# edgepack report: {report.model}", "",
+             f"**{verdict}** · task `{report.task}` · revision `{report.revision}` · license `{report.license}`", "",
+             f"Evaluation data: {report.data.get('origin')} ({report.data.get('samples')} samples"
+             f"{', labelled' if report.data.get('labels') else ''}). Host latency: batch 1, sequence length "
+             f"{report.sequence_length}, {host.get('threads')} threads, {host.get('warmup')} warm-up runs excluded, "
+             f"{host.get('runs')} timed runs, on {host.get('cpu')}. Device latencies are estimates from a roofline "
+             "model of the exported graph, not measurements.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    for a in report.artifacts:
+        lines += ["", f"## {a.target} / {a.precision}", ""]
+        if a.path:
+            lines.append(f"File `{a.path}`, {a.size_bytes:,} bytes, sha256 `{a.sha256}`.")
+        if a.accuracy:
+            details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in a.accuracy["details"].items())
+            lines.append(f"Accuracy: {details}.")
+        if a.memory_mb is not None:
+            lines.append(f"Inference memory (peak RSS above the runtime's baseline): {a.memory_mb:.1f} MB.")
+        if a.settings:
+            lines.append(f"Settings: `{json.dumps(a.settings)}`.")
+        lines += ["", "| check | result | detail |", "|---|---|---|"]
+        lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in a.checks]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_table(report: Report) -> str:
+    """Plain-text table for the terminal."""
+    header, rows = summary_rows(report)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    return "\n".join(out)

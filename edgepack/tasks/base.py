@@ -1,0 +1,74 @@
+"""What every task provides. A task is one file in this folder, registered with `@TASKS.register(name)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Accuracy:
+    metric: str  # the headline metric's name
+    value: float  # the artifact's value of it
+    drop: float  # how much worse than the source (0 = as good as the source), in the metric's units
+    details: dict = field(default_factory=dict)
+
+
+class Task:
+    name: str
+    optimum_task: str  # the task name optimum's exporter knows
+    output_name: str  # the artifact output the task reads
+
+    def __init__(self, source):
+        self.source = source
+        self._tokenizer = None
+
+    @classmethod
+    def matches(cls, source) -> bool:
+        raise NotImplementedError
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.source.path))
+        return self._tokenizer
+
+    def encode(self, texts: list[str], max_length: int, pad_to_max: bool = False) -> dict[str, np.ndarray]:
+        enc = self.tokenizer(texts, truncation=True, max_length=max_length,
+                             padding="max_length" if pad_to_max else True, return_tensors="np")
+        return {k: v.astype(np.int64) for k, v in enc.items()}
+
+    def latency_inputs(self, texts: list[str], seq_len: int) -> dict[str, np.ndarray]:
+        """One batch-1 input of exactly `seq_len` real tokens: latency is measured at the recipe's length."""
+        text = " ".join(texts[:64]) or "edgepack"
+        feed = self.encode([text], seq_len, pad_to_max=True)
+        while int(feed["attention_mask"].sum()) < seq_len:
+            text = f"{text} {text}"
+            feed = self.encode([text], seq_len, pad_to_max=True)
+        return feed
+
+    def export_options(self) -> dict:
+        """Arguments for optimum's `main_export` beyond model, output and task."""
+        return {"library_name": "transformers"}
+
+    def reference(self, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+        """The source model's outputs (PyTorch, fp32), the ground truth every artifact is compared with."""
+        raise NotImplementedError
+
+    def read_outputs(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The task's output from an artifact's raw outputs."""
+        raise NotImplementedError
+
+    def compare(self, reference: np.ndarray, candidate: np.ndarray, labels: list[str] | None) -> Accuracy:
+        raise NotImplementedError
+
+    def _load_torch(self, auto_class):
+        import torch
+
+        torch.manual_seed(0)
+        model = auto_class.from_pretrained(str(self.source.path), use_safetensors=not self.source.allow_pickle,
+                                           dtype=torch.float32)
+        return model.eval()

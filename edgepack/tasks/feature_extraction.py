@@ -1,0 +1,122 @@
+"""Sentence embeddings: the model's pooling and normalisation; fidelity is cosine similarity to the source."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..registry import TASKS
+from .base import Accuracy, Task
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask[..., None].astype(hidden.dtype)
+    if mode == "max":
+        return np.where(m > 0, hidden, -np.inf).max(axis=1)
+    summed = (hidden * m).sum(axis=1)
+    count = np.clip(m.sum(axis=1), 1e-9, None)
+    return summed / (np.sqrt(count) if mode == "mean_sqrt_len" else count)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+@TASKS.register("feature-extraction")
+class FeatureExtraction(Task):
+    optimum_task = "feature-extraction"
+
+    @classmethod
+    def matches(cls, source) -> bool:
+        if source.has_sentence_transformers_files:
+            return True
+        archs = source.config.get("architectures") or []
+        return bool(archs) and all(a.endswith("Model") for a in archs)
+
+    # --- what the model does after the transformer ---
+    @property
+    def pooling(self) -> str:
+        cfg_path = self.source.path / "1_Pooling" / "config.json"
+        if not cfg_path.is_file():
+            return "mean"
+        cfg = json.loads(cfg_path.read_text())
+        for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
+                          ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len")):
+            if cfg.get(key):
+                return mode
+        return "mean"
+
+    @property
+    def normalize(self) -> bool:
+        modules = self.source.path / "modules.json"
+        if not modules.is_file():
+            return False
+        return any(m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text()))
+
+    @property
+    def output_name(self) -> str:
+        return "sentence_embedding" if self.source.has_sentence_transformers_files else "last_hidden_state"
+
+    def export_options(self) -> dict:
+        # sentence-transformers export puts pooling and normalisation into the graph: the app gets embeddings.
+        if self.source.has_sentence_transformers_files:
+            return {"library_name": "sentence_transformers"}
+        return {"library_name": "transformers"}
+
+    def describe_output(self) -> str:
+        if self.output_name == "sentence_embedding":
+            return "sentence_embedding: pooled and normalised in the graph"
+        return f"last_hidden_state: apply {self.pooling} pooling over attention_mask" + (
+            ", then L2-normalise" if self.normalize else "")
+
+    # --- source and artifact outputs ---
+    def reference(self, texts, max_length, batch_size=64):
+        import torch
+        from transformers import AutoModel
+
+        model = self._load_torch(AutoModel)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.encode(texts[start:start + batch_size], max_length)
+                feed = {k: torch.from_numpy(v) for k, v in enc.items()}
+                hidden = model(**feed).last_hidden_state.numpy()
+                out.append(self._finish(hidden, enc["attention_mask"]))
+        return np.concatenate(out)
+
+    def _finish(self, hidden, mask):
+        pooled = _pool(hidden.astype(np.float32), mask, self.pooling)
+        return _normalize(pooled) if self.normalize else pooled
+
+    def read_outputs(self, outputs, feed):
+        if "sentence_embedding" in outputs:
+            return np.asarray(outputs["sentence_embedding"], dtype=np.float32)
+        return self._finish(np.asarray(outputs["last_hidden_state"]), feed["attention_mask"])
+
+    # --- fidelity ---
+    def compare(self, reference, candidate, labels):
+        cos = np.sum(_normalize(reference) * _normalize(candidate), axis=1)
+        details = {"cosine_mean": float(cos.mean()), "cosine_p1": float(np.percentile(cos, 1)),
+                   "cosine_min": float(cos.min()), "samples": int(len(cos))}
+        if labels is not None and len(set(labels)) > 1:
+            details.update(probe_check(reference, candidate, labels))
+        return Accuracy(metric="cosine_mean", value=details["cosine_mean"], drop=1.0 - details["cosine_mean"],
+                        details=details)
+
+
+def probe_check(reference: np.ndarray, candidate: np.ndarray, labels: list[str], seed: int = 0) -> dict:
+    """Downstream check: a logistic-regression probe trained on the source's embeddings of a seeded half of the
+    data, applied to the other half's source and artifact embeddings. Agreement is what an app would notice."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(y))
+    train, test = order[: len(y) // 2], order[len(y) // 2:]
+    probe = LogisticRegression(max_iter=1000).fit(reference[train], y[train])
+    on_source, on_artifact = probe.predict(reference[test]), probe.predict(candidate[test])
+    return {"probe_agreement": float(np.mean(on_source == on_artifact)),
+            "probe_accuracy_source": float(np.mean(on_source == y[test])),
+            "probe_accuracy_artifact": float(np.mean(on_artifact == y[test])), "probe_test_samples": int(len(test))}

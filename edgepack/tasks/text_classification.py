@@ -1,0 +1,60 @@
+"""Text classification: fidelity is top-1 agreement with the source model, and accuracy when labels are given."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import TASKS
+from .base import Accuracy, Task
+
+
+@TASKS.register("text-classification")
+class TextClassification(Task):
+    optimum_task = "text-classification"
+    output_name = "logits"
+
+    @classmethod
+    def matches(cls, source) -> bool:
+        return any(a.endswith("ForSequenceClassification") for a in source.config.get("architectures") or [])
+
+    def describe_output(self) -> str:
+        return "logits: one score per class; labels in config.json id2label"
+
+    def reference(self, texts, max_length, batch_size=64):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        model = self._load_torch(AutoModelForSequenceClassification)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.encode(texts[start:start + batch_size], max_length)
+                out.append(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy())
+        return np.concatenate(out)
+
+    def read_outputs(self, outputs, feed):
+        return np.asarray(outputs["logits"], dtype=np.float32)
+
+    def label_ids(self, labels: list[str]) -> np.ndarray | None:
+        """Map data labels to class ids via the config's id2label (case-insensitive), or integer labels as-is."""
+        id2label = self.source.config.get("id2label") or {}
+        by_name = {str(name).lower(): int(i) for i, name in id2label.items()}
+        if all(label.lower() in by_name for label in labels):
+            return np.array([by_name[label.lower()] for label in labels])
+        if all(label.lstrip("-").isdigit() for label in labels):
+            return np.array([int(label) for label in labels])
+        return None
+
+    def compare(self, reference, candidate, labels):
+        ref_top, cand_top = reference.argmax(axis=1), candidate.argmax(axis=1)
+        details = {"top1_agreement": float(np.mean(ref_top == cand_top)), "samples": int(len(ref_top)),
+                   "logits_max_abs_diff": float(np.abs(reference - candidate).max())}
+        truth = self.label_ids(labels) if labels is not None else None
+        if truth is not None:
+            details["accuracy_source"] = float(np.mean(ref_top == truth))
+            details["accuracy_artifact"] = float(np.mean(cand_top == truth))
+            return Accuracy("accuracy", details["accuracy_artifact"],
+                            details["accuracy_source"] - details["accuracy_artifact"], details)
+        if labels is not None:
+            details["labels_ignored"] = "the data's labels do not match the model's id2label names"
+        return Accuracy("top1_agreement", details["top1_agreement"], 1.0 - details["top1_agreement"], details)
