@@ -36,6 +36,7 @@ class PackOptions:
     limit: int | None = None  # at most this many evaluation samples (a seeded sample), over the recipe's
     sequence_length: int | None = None
     gates: Gates = field(default_factory=Gates)
+    opset: int | None = None
     threads: int | None = None
     warmup: int = 10
     runs: int = 100
@@ -131,7 +132,7 @@ def _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, p
     for target_cls in targets:
         target = target_cls(work)
         progress.stage(f"Exporting to {target_cls.name} with optimum")
-        exported = target.export(source, task)
+        exported = target.export(source, task, options.opset)
         _copy_tokenizer(exported, tmp / "tokenizer")
         (tmp / target_cls.name).mkdir()
         for precision in precisions:

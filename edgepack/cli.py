@@ -62,6 +62,7 @@ def cli():
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="Gate: host p50 latency.")
 @click.option("--max-size-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: artifact size.")
 @click.option("--max-memory-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: inference memory.")
+@click.option("--opset", type=click.IntRange(min=11), help="ONNX opset (default: the exporter's choice).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for host runs (default: device's, capped at host cores).")
 @click.option("--runs", type=click.IntRange(min=5), default=100, show_default=True, help="Timed runs per artifact.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed warm-up runs.")
@@ -71,7 +72,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the table.")
 def pack(model, devices, recipe, out, task, revision, targets, precisions, data_path, text_column, label_column,
          data_encoding, limit, sequence_length, max_accuracy_drop, max_latency_ms, max_size_mb, max_memory_mb,
-         threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json):
+         opset, threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json):
     """Compress, export and check MODEL (a hub id or a local folder); write artifacts and a report to --out."""
     from .api import PackOptions, pack as run_pack
     from .config import DataSpec, Gates
@@ -83,7 +84,7 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
     options = PackOptions(
         out=out, devices=_split(devices), recipe=recipe, task=task, revision=revision,
         targets=_split(targets) or None, precisions=_split(precisions) or None, data=data, limit=limit,
-        sequence_length=sequence_length, threads=threads, runs=runs, warmup=warmup, force=force,
+        sequence_length=sequence_length, opset=opset, threads=threads, runs=runs, warmup=warmup, force=force,
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         gates=Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
                     max_memory_mb=max_memory_mb))

