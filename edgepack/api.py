@@ -99,7 +99,7 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
     dataset = data_mod.load(spec)
     seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
     gates = (recipe.gates if recipe else Gates()).merged(options.gates)
-    threads = options.threads or min([p.runtime_threads for p in profiles] + [os.cpu_count() or 1])
+    threads = options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1])
 
     # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output.
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -161,8 +161,10 @@ def _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, p
             result.sha256, result.size_bytes = sha256(tmp / rel), (tmp / rel).stat().st_size
             size_mb = result.size_bytes / 1e6
             result.checks += gate_checks(gates, acc.drop, host["p50"], size_mb, host["memory_mb"])
+            io = target.inputs_outputs(tmp / rel)
             if profiles:
-                costs = devices_mod.count_onnx_costs(tmp / rel, timing_inputs)
+                names = {i["name"] for i in io["inputs"]}
+                costs = devices_mod.count_onnx_costs(tmp / rel, {k: v for k, v in timing_inputs.items() if k in names})
             for profile in profiles:
                 est = devices_mod.estimate_latency(costs, profile)
                 budget = profile.budgets.max_latency_ms
@@ -174,7 +176,7 @@ def _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, p
                     "budget": budget, "passed": all(c.passed for c in checks), "by_class": est.by_class,
                     "note": est.note}
             manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": rel,
-                                       "runtime": target_cls.runtime, **target.inputs_outputs(tmp / rel),
+                                       "runtime": target_cls.runtime, **io,
                                        "output_meaning": task.describe_output()})
     shutil.rmtree(work)
 

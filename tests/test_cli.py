@@ -1,0 +1,192 @@
+"""The command line end to end on tiny local models: exit codes, gates, outputs, and every bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+FAST = ["--runs", "5", "--warmup", "1", "--limit", "24"]
+
+
+@pytest.fixture(scope="module")
+def packed(tiny_embedder, tweets_csv, tmp_path_factory):
+    """One successful run shared by the tests that read its output."""
+    from edgepack.cli import main
+
+    out = tmp_path_factory.mktemp("packed") / "out"
+    try:
+        main(["pack", str(tiny_embedder), "--device", "raspberry-pi-4,x86-laptop", "--data", str(tweets_csv),
+              "--out", str(out), *FAST])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out
+
+
+def test_pack_writes_artifacts_manifest_and_report(packed):
+    code, out = packed
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report)[:5] == ["model", "revision", "task", "license", "passed"]
+    assert report["passed"] is True and report["task"] == "feature-extraction" and report["license"] == "mit"
+    assert {a["precision"] for a in report["artifacts"]} == {"fp32", "fp16", "int8-dynamic"}
+    for artifact in report["artifacts"]:
+        assert (out / artifact["path"]).is_file()
+        assert set(artifact["accuracy"]) >= {"metric", "value", "drop"}
+        host = artifact["latency_ms"]["host"]
+        assert host["p50"] <= host["p90"] and host["threads"] >= 1
+        for device in ("raspberry-pi-4", "x86-laptop"):
+            est = artifact["latency_ms"]["devices"][device]
+            assert est["low"] <= est["estimate"] <= est["high"] and est["budget"] > 0
+            assert isinstance(est["passed"], bool)
+        assert all({"name", "passed", "detail"} <= set(c) for c in artifact["checks"])
+    assert "# edgepack report" in (out / "report.md").read_text()
+
+
+def test_manifest_hashes_every_file(packed):
+    import hashlib
+
+    _, out = packed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["revision"] == "local" and manifest["commercial_use"] == "yes"
+    assert {"torch", "transformers", "onnx", "onnxruntime", "edgepack"} <= set(manifest["versions"])
+    listed = {f["path"]: f for f in manifest["files"]}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(listed) == on_disk and "tokenizer/tokenizer.json" in listed
+    for path, entry in listed.items():
+        assert hashlib.sha256((out / path).read_bytes()).hexdigest() == entry["sha256"]
+    io = manifest["artifacts"][0]
+    assert io["inputs"][0] == {"name": "input_ids", "dtype": "int64", "shape": ["batch_size", "sequence_length"]}
+    assert not list(out.parent.glob(".*partial*"))
+
+
+def test_failed_gate_exits_1_and_still_writes_the_report(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, "--precision",
+                                   "fp32,int8-dynamic", "--max-size-mb", "0.01", *FAST)
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is False
+    failed = [c for a in report["artifacts"] for c in a["checks"] if not c["passed"]]
+    assert failed and all(c["name"] == "max_size_mb" and "over by" in c["detail"] for c in failed)
+    assert "FAILED onnx/fp32: max_size_mb" in stderr
+
+
+def test_json_output_and_classifier(run_cli, tiny_classifier, tweets_csv, tmp_path):
+    code, stdout, _ = run_cli("pack", tiny_classifier, "--data", tweets_csv, "--out", tmp_path / "o",
+                              "--precision", "fp32", "--json", *FAST)
+    report = json.loads(stdout)
+    assert code == 0 and report["task"] == "text-classification"
+    assert report["artifacts"][0]["accuracy"]["metric"] == "accuracy"  # the tweets' labels match id2label
+
+
+def test_force_replaces_an_existing_output(run_cli, tiny_classifier, tweets_csv, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    code, _, _ = run_cli("pack", tiny_classifier, "--data", tweets_csv, "--out", out, "--precision", "fp32",
+                         "--force", *FAST)
+    assert code == 0 and not (out / "old.txt").exists() and (out / "report.json").exists()
+
+
+def _bad_recipe(tmp_path):
+    path = tmp_path / "bad-recipe.yaml"
+    path.write_text("name: bad\ndescription: d\ntask: feature-extraction\nsequence_length: -4\n")
+    return path
+
+
+BAD_INPUTS = {
+    "unknown model": (["nobody/no-such-model"], "unknown model 'nobody/no-such-model'"),
+    "missing data file": (["{model}", "--data", "{tmp}/missing.csv"], "not found"),
+    "malformed data file": (["{model}", "--data", "{bad_data}"], "no text column"),
+    "unknown device": (["{model}", "--device", "toaster"], "unknown device 'toaster'"),
+    "unknown recipe": (["{model}", "--recipe", "no-such-recipe"], "unknown recipe 'no-such-recipe'"),
+    "malformed recipe field": (["{model}", "--recipe", "{bad_recipe}"], "field 'sequence_length'"),
+    "unknown precision": (["{model}", "--precision", "int3"], "no precision 'int3'"),
+    "unknown target": (["{model}", "--target", "tensorrt"], "unknown target 'tensorrt'"),
+    "existing output": (["{model}", "--out", "{tmp}"], "already exists"),
+    "pickled weights": (["{pickled}"], "--allow-pickle"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedder, tweets_csv, tmp_path):
+    args, message = BAD_INPUTS[case]
+    bad_data = tmp_path / "bad.csv"
+    bad_data.write_text("a,b\n1,2\n")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"x")
+    values = {"model": tiny_embedder, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
+              "pickled": pickled}
+    args = [a.format(**values) for a in args]
+    out = tmp_path / "out"
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    if "--data" not in args:
+        args += ["--data", str(tweets_csv)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, stdout, stderr = run_cli("pack", *args, *FAST)
+    assert code == 2, stderr
+    errors = [line for line in stderr.splitlines() if not line.startswith("==> ")]  # progress lines aside
+    assert len(errors) == 1 and errors[0].startswith("edgepack: error: ") and message in errors[0], stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no partial folder
+
+
+def test_bad_option_value_is_a_usage_error(run_cli, tiny_embedder, tmp_path):
+    code, _, stderr = run_cli("pack", tiny_embedder, "--out", tmp_path / "o", "--runs", "zero")
+    assert code == 2 and "Traceback" not in stderr
+
+
+def test_interrupted_run_leaves_no_partial_output(tiny_embedder, tweets_csv, tmp_path):
+    """SIGTERM in the middle of a real run: the temp folder is removed and --out never appears."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "edgepack.cli", "pack", str(tiny_embedder), "--data", str(tweets_csv),
+           "--out", str(out), "--runs", "100000", "--warmup", "1", "--limit", "24", "--precision", "fp32"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "EDGEPACK_DEBUG": ""})
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".out.partial-*/onnx/*.onnx")):
+        time.sleep(0.2)
+    assert list(tmp_path.glob(".out.partial-*")), "the run should be writing its temp folder by now"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_inspect(run_cli, tiny_classifier):
+    code, stdout, _ = run_cli("inspect", tiny_classifier, "--json", "--device", "raspberry-pi-4")
+    info = json.loads(stdout)
+    assert code == 0 and info["task"] == "text-classification" and info["commercial_use"] == "no"
+    assert info["parameters"] > 1000 and info["size_class"].startswith("tiny")
+    assert "int8-dynamic" in info["targets"]["onnx"]
+    assert info["devices"]["raspberry-pi-4"]["fp32"]["fits"] is True
+    code, stdout, _ = run_cli("inspect", tiny_classifier)
+    assert code == 0 and "commercial use: no" in stdout
+
+
+def test_devices_and_recipes_commands(run_cli):
+    code, stdout, _ = run_cli("devices", "list")
+    assert code == 0 and "raspberry-pi-4" in stdout
+    code, stdout, _ = run_cli("devices", "show", "raspberry-pi-4")
+    assert code == 0 and "memory_bandwidth_gbps" in stdout
+    code, stdout, _ = run_cli("recipes", "list")
+    assert code == 0 and "minilm-embeddings" in stdout
+    code, stdout, _ = run_cli("recipes", "show", "minilm-embeddings")
+    assert code == 0 and "feature-extraction" in stdout
+    code, _, stderr = run_cli("devices", "show", "toaster")
+    assert code == 2 and "unknown device 'toaster'" in stderr
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "edgepack.cli", "pack", "nobody/no-such-model", "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("edgepack: error: unknown model")
