@@ -32,6 +32,8 @@ INT8_OPS = {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "Q
             "ConvInteger", "QLinearConv", "QAttention", "QEmbedLayerNormalization"}
 MATMUL_OPS = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "MatMulInteger", "MatMulIntegerToFloat",
               "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm", "MatMulNBits"}
+MATMUL_BIAS_INPUT = {"Gemm": 2, "FusedGemm": 2, "QGemm": 6, "DynamicQuantizeMatMul": 4, "MatMulIntegerToFloat": 6,
+                     "MatMulNBits": 5}
 CONV_OPS = {"Conv", "FusedConv", "NhwcConv", "ConvInteger", "QLinearConv", "ConvTranspose"}
 ATTENTION_OPS = {"Attention", "QAttention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention",
                  "PackedMultiHeadAttention", "DecoderMaskedMultiHeadAttention"}
@@ -60,8 +62,8 @@ MOVE_OPS = VIEW_OPS | {"Transpose", "Concat", "Slice", "Split", "Expand", "Pad",
                        "Compress", "TopK"}
 SKIPPED_OPS = {"Constant", "Identity"}
 FUSABLE_ACTIVATIONS = {"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh"}  # into a preceding Conv/Gemm
-NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-                    "Bernoulli", "DequantizeLinear"}  # never folded
+NEVER_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+                "DequantizeLinear"}  # onnxruntime keeps these even when their inputs are constant
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def count_onnx_costs(onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> li
     costs = []
     for index, node in enumerate(graph.node):
         ins = [name for name in node.input if name]
-        if node.op_type in SKIPPED_OPS or (ins and node.op_type not in NONDETERMINISTIC
+        if node.op_type in SKIPPED_OPS or (ins and node.op_type not in NEVER_FOLDED
                                            and all(name in const for name in ins)):
             const.update(o for o in node.output if o)  # folded by onnxruntime at load time
             continue
@@ -166,7 +168,7 @@ def _precision(node: onnx.NodeProto, vals: list[_Value]) -> str:
     if node.op_type in INT8_OPS:
         return "int8"
     dtypes = {v.dtype for v in vals}
-    if any(d in (np.float16,) or d.name == "bfloat16" for d in dtypes):
+    if any(d == np.float16 or d.name == "bfloat16" for d in dtypes):
         return "fp16"
     if dtypes and all(d in (np.int8, np.uint8) for d in dtypes):
         return "int8"
@@ -193,6 +195,9 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
             flops = 2 * ins[0].numel * math.prod(weight.shape[1:])
         elif weight is not None:
             flops = 2 * out_numel * math.prod(weight.shape[1:])
+        bias = 8 if op == "QLinearConv" else 2
+        if op != "ConvInteger" and len(ins) > bias and ins[bias] is not None:
+            flops += out_numel
     elif op in ATTENTION_OPS:
         kind, flops = "attention", _attention_flops(op, ins, outs, attrs)
     elif op in NORM_OPS:
@@ -236,10 +241,9 @@ def _matmul_flops(op: str, ins: list[_Value | None], out_numel: int, attrs: dict
     else:
         k = a.shape[-1] if a.shape else 1
     flops = 2 * out_numel * k
-    if op in ("Gemm", "FusedGemm") and len(ins) > 2 and ins[2] is not None:
-        flops += out_numel  # bias
-    if op == "DynamicQuantizeMatMul":
-        flops += QUANT_OPS["DynamicQuantizeLinear"] * a.numel  # quantizes its activation input first
+    bias = MATMUL_BIAS_INPUT.get(op)
+    if bias is not None and len(ins) > bias and ins[bias] is not None:
+        flops += out_numel
     return flops
 
 
