@@ -1,0 +1,40 @@
+"""End to end on the real all-MiniLM-L6-v2 (carried by a PyPI package) and 1,000 real labelled tweets.
+
+Fidelity claims only; timed claims live in benchmarks/.
+"""
+
+import json
+
+import pytest
+
+from edgepack.api import PackOptions, pack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    out = tmp_path_factory.mktemp("minilm") / "out"
+    report = pack("sentence-transformers/all-MiniLM-L6-v2",
+                  PackOptions(out=out, recipe="minilm-embeddings", devices=["raspberry-pi-4"], runs=10, warmup=2))
+    return report, out
+
+
+def test_minilm_report(minilm):
+    report, out = minilm
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["model"] == "sentence-transformers/all-MiniLM-L6-v2" and saved["license"] == "apache-2.0"
+    assert saved["data"]["samples"] == 1000 and saved["data"]["labels"] is True
+    assert {a["precision"] for a in saved["artifacts"]} == {"fp32", "fp16", "int8-dynamic"}
+
+
+def test_minilm_int8_keeps_the_embeddings(minilm):
+    report, _ = minilm
+    by = {a.precision: a for a in report.artifacts}
+    fp32, fp16, int8 = by["fp32"], by["fp16"], by["int8-dynamic"]
+    assert fp32.accuracy["details"]["cosine_p1"] > 0.9999
+    assert fp16.accuracy["details"]["cosine_p1"] > 0.999
+    details = int8.accuracy["details"]
+    assert int8.size_bytes <= 0.27 * fp32.size_bytes
+    assert details["cosine_mean"] >= 0.99 and details["cosine_p1"] >= 0.98
+    assert details["probe_agreement"] >= 0.97
