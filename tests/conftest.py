@@ -25,11 +25,14 @@ SENTENCES = [
 ]
 
 
-def _tokenizer(folder: Path):
+def _tokenizer(folder: Path, size: int = 160):
     from transformers import BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocab += list("abcdefghijklmnopqrstuvwxyz")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w in WORDS if w not in letters]
+    vocab += list(letters) + [f"##{c}" for c in letters]
+    # Larger than max_position_embeddings, as in real models (onnxruntime's fusion tells the tables apart by size).
+    vocab += [f"[unused{i}]" for i in range(size - len(vocab))]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=128)

@@ -74,3 +74,69 @@ def test_nan_outputs_are_an_error(exported, tmp_path, monkeypatch):
     monkeypatch.setattr(type(task), "read_outputs", lambda self, o, f: np.array([[np.nan]]))
     with pytest.raises(FloatingPointError):
         artifact_outputs(folder / "model.onnx", task, TEXTS[:2], 128, threads=1)
+
+
+def test_int8_fuses_and_smooths_a_bert_encoder(exported, tmp_path):
+    _, target, folder = exported
+    settings = target.build("int8-dynamic", folder, tmp_path / "int8.onnx")
+    assert settings["fusion"]["Attention"] == 2  # the tiny models have 2 layers
+    assert settings["smoothing"]["smoothed_activations"] > 0
+    assert "com.microsoft" in target.check(tmp_path / "int8.onnx")
+
+
+def test_smoothing_leaves_float_outputs_unchanged(exported):
+    import onnxruntime as ort
+
+    from edgepack.targets.onnx_passes import CALIBRATION_TEXTS, smooth_activations
+
+    task, _, folder = exported
+    model = onnx.load(str(folder / "model.onnx"))
+    names = {i.name for i in model.graph.input}
+    feeds = [{k: v for k, v in task.encode([t], 128).items() if k in names} for t in CALIBRATION_TEXTS[:8]]
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds[0])
+    info = smooth_activations(model, feeds, alpha=0.65)
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds[0])
+    assert info["mul_inserted"] + info["folded_into_v"] == info["smoothed_activations"] > 0
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_fusion_that_changes_outputs_is_rejected(exported, tmp_path, monkeypatch):
+    """The fuser guesses roles (e.g. word vs position table) from tensor sizes; a fused graph that does not reproduce
+    the plain one must be refused, and int8 built from the plain graph instead."""
+    import onnxruntime.transformers.optimizer as optimizer
+    from onnx import numpy_helper
+
+    from edgepack.targets.onnx_passes import fuse_transformer
+
+    task, target, folder = exported
+    real = optimizer.optimize_model
+
+    def wrong_fusion(*args, **kwargs):
+        fused = real(*args, **kwargs)
+        table = max(fused.model.graph.initializer, key=lambda t: np.prod(t.dims))
+        table.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(table) * 2, table.name))
+        return fused
+
+    raw = folder / "raw" / "model.onnx"
+    names = {i.name for i in onnx.load(str(raw)).graph.input}
+    feeds = [{k: v for k, v in task.encode([t], 128).items() if k in names} for t in TEXTS[:2]]
+    assert fuse_transformer(raw, tmp_path / "ok.onnx", task.source.config, feeds) is not None
+    monkeypatch.setattr(optimizer, "optimize_model", wrong_fusion)
+    assert fuse_transformer(raw, tmp_path / "bad.onnx", task.source.config, feeds) is None
+    settings = target.build("int8-dynamic", folder, tmp_path / "int8.onnx")
+    assert settings["fusion"].startswith("none") and settings["runtime_note"] == "standard ONNX ops"
+
+
+def test_in_graph_mean_pooling_matches_numpy(exported):
+    import onnxruntime as ort
+
+    task, _, folder = exported
+    if task.name != "feature-extraction":
+        pytest.skip("pooling is a feature-extraction step")
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    feed = task.encode(TEXTS[:3], 128)  # padded batch: the mask must keep padding out of the mean
+    names = [i.name for i in session.get_inputs()]
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {k: feed[k] for k in names})))
+    expected = task.read_outputs({"last_hidden_state": outputs["last_hidden_state"]}, feed)
+    np.testing.assert_allclose(outputs["sentence_embedding"], expected, atol=1e-5)

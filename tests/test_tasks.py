@@ -59,12 +59,13 @@ def test_probe_agreement_drops_when_embeddings_are_scrambled():
     assert probe_check(ref, scrambled, labels)["probe_agreement"] < 0.8
 
 
-def test_plain_transformers_model_is_pooled_in_postprocessing(tmp_path):
+def test_plain_transformers_model_gets_mean_pooling(tmp_path):
     from .conftest import build_tiny_embedder
 
     folder = build_tiny_embedder(tmp_path / "plain", sentence_transformers_layout=False)
     task = TASKS.get("feature-extraction")(resolve(str(folder)))
-    assert task.output_name == "last_hidden_state" and not task.normalize
+    assert task.graph_pooling() == ("mean", False) and task.output_name == "sentence_embedding"
+    # Without an in-graph pooled output, the harness pools the hidden states itself.
     hidden = np.ones((1, 3, 4), dtype=np.float32) * np.array([1, 2, 3])[None, :, None]
     pooled = task.read_outputs({"last_hidden_state": hidden}, {"attention_mask": np.array([[1, 1, 0]])})
     np.testing.assert_allclose(pooled, [[1.5] * 4])

@@ -50,9 +50,9 @@ class Task:
             feed = self.encode([text], seq_len, pad_to_max=True)
         return feed
 
-    def export_options(self) -> dict:
-        """Arguments for optimum's `main_export` beyond model, output and task."""
-        return {"library_name": "transformers"}
+    def graph_pooling(self) -> tuple[str, bool] | None:
+        """Post-processing a target should build into the graph: (pooling mode, normalise), or None."""
+        return None
 
     def reference(self, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
         """The source model's outputs (PyTorch, fp32), the ground truth every artifact is compared with."""

@@ -56,19 +56,17 @@ class FeatureExtraction(Task):
             return False
         return any(m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text()))
 
+    def graph_pooling(self) -> tuple[str, bool] | None:
+        """(pooling mode, normalise) for targets to build into the graph, so the app gets embeddings directly."""
+        return (self.pooling, self.normalize) if self.pooling in ("mean", "cls") else None
+
     @property
     def output_name(self) -> str:
-        return "sentence_embedding" if self.source.has_sentence_transformers_files else "last_hidden_state"
-
-    def export_options(self) -> dict:
-        # sentence-transformers export puts pooling and normalisation into the graph: the app gets embeddings.
-        if self.source.has_sentence_transformers_files:
-            return {"library_name": "sentence_transformers"}
-        return {"library_name": "transformers"}
+        return "sentence_embedding" if self.graph_pooling() else "last_hidden_state"
 
     def describe_output(self) -> str:
-        if self.output_name == "sentence_embedding":
-            return "sentence_embedding: pooled and normalised in the graph"
+        if self.graph_pooling():
+            return f"sentence_embedding: {self.pooling} pooling{' and L2 normalisation' if self.normalize else ''} in the graph"
         return f"last_hidden_state: apply {self.pooling} pooling over attention_mask" + (
             ", then L2-normalise" if self.normalize else "")
 
