@@ -96,7 +96,7 @@ def main() -> None:
         optimum_out = artifact_outputs(optimum_path, task, dataset.texts, 128, args.threads)
         optimum_acc = task.compare(reference, optimum_out, dataset.labels).details
 
-        feed = {k: v for k, v in task.latency_inputs(dataset.texts, 128).items() if k != "token_type_ids"}
+        feed = task.latency_inputs(dataset.texts, 128)
         torch_model = AutoModel.from_pretrained(str(source.path)).eval()
         candidates = {"PyTorch fp32 eager": torch_model}
         candidates |= {name: work / "pack" / a.path for name, a in rows.items()}
@@ -129,6 +129,20 @@ def main() -> None:
                       f"{p50:.2f}", f"{p90:.2f}", f"{p50 / fp32_p50:.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         int8 = rows["edgepack int8-dynamic"]
+        d8, p8 = int8.accuracy["details"], timing["edgepack int8-dynamic"][0]
+        size_share = sizes["edgepack int8-dynamic"] / sizes["edgepack fp32"]
+        optimum_p50 = timing["Optimum avx512_vnni dynamic int8"][0]
+        claims = [
+            ("int8 size <= 27% of fp32", f"{100 * size_share:.1f}%", size_share <= 0.27),
+            ("mean cosine >= 0.99", f"{d8['cosine_mean']:.4f}", d8["cosine_mean"] >= 0.99),
+            ("1st-percentile cosine >= 0.98", f"{d8['cosine_p1']:.4f}", d8["cosine_p1"] >= 0.98),
+            ("probe agreement >= 97%", f"{100 * d8['probe_agreement']:.1f}%", d8["probe_agreement"] >= 0.97),
+            ("int8 p50 <= 0.6x fp32 p50", f"{p8 / fp32_p50:.2f}x", p8 <= 0.6 * fp32_p50),
+            ("int8 p50 no slower than Optimum's", f"{p8:.2f} vs {optimum_p50:.2f} ms ({p8 / optimum_p50:.2f}x)",
+             p8 <= optimum_p50),
+        ]
+        lines += ["", "| claim | measured | holds |", "|---|---|---|"]
+        lines += [f"| {claim} | {value} | {'yes' if ok else 'NO'} |" for claim, value, ok in claims]
         lines += ["", f"edgepack int8 settings: `{int8.settings}`", "",
                   "Optimum recipe: `ORTQuantizer.from_pretrained(dir).quantize(quantization_config="
                   "AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False))` on edgepack's fp32 export.",
