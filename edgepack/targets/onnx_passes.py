@@ -123,11 +123,12 @@ def _activation_absmax(model: onnx.ModelProto, names: list[str], feeds: list[dic
     return amax
 
 
-def smooth_activations(model: onnx.ModelProto, feeds: list[dict], alpha: float) -> dict:
+def smooth_activations(model: onnx.ModelProto, feeds: list[dict], alpha: float, min_outlier_ratio: float = 0.0) -> dict:
     """SmoothQuant in place on every activation that feeds constant-weight MatMul or Attention nodes.
 
     X / s is folded exactly into the V projection when X is an Attention output (attention is linear in V);
-    elsewhere a Mul is inserted before the consumers.
+    elsewhere a Mul is inserted before the consumers. Each Mul costs an extra pass over the activation, so those
+    are only inserted where the activation has outliers: max over channels of amax / median >= `min_outlier_ratio`.
     """
     g = model.graph
     inits = {i.name: i for i in g.initializer}
@@ -141,16 +142,20 @@ def smooth_activations(model: onnx.ModelProto, feeds: list[dict], alpha: float) 
         if n.op_type in ("MatMul", "Attention") and n.input[1] in inits and len(inits[n.input[1]].dims) == 2:
             groups.setdefault(n.input[0], []).append(n)
     amax = _activation_absmax(model, list(groups), feeds)
-    inserted, folded, order = 0, 0, list(g.node)
+    inserted, folded, skipped, order = 0, 0, 0, list(g.node)
     for name, consumers in groups.items():
+        source = producer.get(name)
+        foldable = source is not None and source.op_type == "Attention" and uses.get(name) == len(consumers) == 1
+        if not foldable and amax[name].max() < min_outlier_ratio * np.median(amax[name]):
+            skipped += 1
+            continue
         weights = [numpy_helper.to_array(inits[n.input[1]]) for n in consumers]
         w_max = np.max(np.stack([np.abs(w).max(axis=1) for w in weights]), axis=0)
         s = np.clip(np.maximum(amax[name], 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha), 1e-3, 1e3)
         s = s.astype(np.float32)
         for n, w in zip(consumers, weights):
             inits[n.input[1]].CopyFrom(numpy_helper.from_array((w * s[:, None]).astype(np.float32), n.input[1]))
-        source = producer.get(name)
-        if source is not None and source.op_type == "Attention" and uses.get(name) == len(consumers) == 1:
+        if foldable:
             qkv_w, qkv_b = inits[source.input[1]], inits[source.input[2]]
             w, b = numpy_helper.to_array(qkv_w).copy(), numpy_helper.to_array(qkv_b).copy()
             third = w.shape[1] // 3
@@ -168,5 +173,6 @@ def smooth_activations(model: onnx.ModelProto, feeds: list[dict], alpha: float) 
         inserted += 1
     del g.node[:]
     g.node.extend(order)
-    return {"alpha": alpha, "calibration_texts": len(feeds), "smoothed_activations": len(groups),
-            "mul_inserted": inserted, "folded_into_v": folded}
+    return {"alpha": alpha, "calibration_texts": len(feeds), "min_outlier_ratio": min_outlier_ratio,
+            "smoothed_activations": inserted + folded, "mul_inserted": inserted, "folded_into_v": folded,
+            "left_alone": skipped}
