@@ -168,7 +168,7 @@ def _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, p
             for profile in profiles:
                 est = devices_mod.estimate_latency(costs, profile)
                 budget = profile.budgets.max_latency_ms
-                fit = devices_mod.fits(profile, result.size_bytes, int(host["peak_rss_mb"] * 2**20))
+                fit = devices_mod.fits(profile, result.size_bytes, int(host["peak_rss_mb"] * 1e6))
                 checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
                 result.checks += checks
                 result.latency_ms["devices"][profile.name] = {

@@ -32,8 +32,10 @@ class ClickProgress:
     def bar(self, total: int, desc: str):
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, leave=False,
-                  disable=not sys.stderr.isatty()) as bar:
+        interactive = sys.stderr.isatty()
+        if not interactive:  # logs get one line instead of a bar
+            self.stage(f"{desc} ({total} samples)")
+        with tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, leave=False, disable=not interactive) as bar:
             yield bar.update
 
 

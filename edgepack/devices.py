@@ -107,8 +107,8 @@ def fits(profile: DeviceProfile, size_bytes: int, peak_memory_bytes: int | None)
     Margins: the model file may use half of `storage_gb`, and inference half of `ram_mb`. Without a measured peak,
     the model size stands in for it (a lower bound: weights are resident, activations come on top).
     """
-    mb = 1024 * 1024
-    storage_limit = profile.storage_gb * 1024 * STORAGE_SHARE
+    mb = 1e6  # decimal MB, as sizes are reported everywhere in edgepack
+    storage_limit = profile.storage_gb * 1000 * STORAGE_SHARE
     memory_limit = profile.ram_mb * RAM_SHARE
     size_mb = size_bytes / mb
     memory_mb = (peak_memory_bytes if peak_memory_bytes is not None else size_bytes) / mb

@@ -20,10 +20,11 @@ def _status_mb(field: str) -> float:
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
+                    return int(line.split()[1]) * 1024 / 1e6  # kB -> decimal MB
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, kB elsewhere
+    return (maxrss if sys.platform == "darwin" else maxrss * 1024) / 1e6
 
 
 def measure(path: str, inputs: dict, threads: int, warmup: int, runs: int) -> dict:

@@ -11,9 +11,10 @@ import warnings
 @contextlib.contextmanager
 def quiet_toolchain():
     """Exporters and quantizers warn at length about things edgepack checks itself; keep the terminal readable."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("", "optimum", "onnxruntime")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
 
@@ -26,6 +27,7 @@ def quiet_toolchain():
             warnings.simplefilter("ignore")
             yield
     finally:
-        root.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
         if hf_logging is not None:
             hf_logging.set_verbosity(hf_level)
