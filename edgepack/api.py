@@ -17,7 +17,7 @@ from .manifest import sha256
 from .manifest import write as write_manifest
 from .progress import Progress
 from .registry import TARGETS, TASKS
-from .report import ArtifactResult, Report
+from .report import ArtifactResult, Report, to_markdown
 from .source import resolve
 
 
@@ -63,13 +63,25 @@ def _check_out(out: Path, force: bool) -> None:
         raise UsageError(f"{str(out)!r} exists and is not a folder", "choose another --out")
 
 
-def pack(model: str, options: PackOptions, progress: Progress | None = None) -> Report:
-    progress = progress or Progress()
-    out = Path(options.out)
-    _check_out(out, options.force)
+@dataclass
+class Plan:
+    """Everything `pack` will do, resolved and validated before any heavy work or any write."""
 
-    # Validate every input before any heavy work or any write.
-    progress.stage(f"Resolving {model}")
+    source: object
+    task: object
+    recipe: Recipe | None
+    targets: list
+    precisions: list[str]
+    dataset: data_mod.Dataset
+    sequence_length: int
+    gates: Gates
+    profiles: list
+    threads: int
+
+
+def plan(model: str, options: PackOptions) -> Plan:
+    """Resolve the model, recipe, task, devices, targets and data; raise a UsageError for anything wrong."""
+    _check_out(Path(options.out), options.force)
     source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
                      trust_remote_code=options.trust_remote_code)
     recipe = load_recipe(options.recipe, options.task)
@@ -83,9 +95,8 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
     profiles = [devices_mod.load_profile(d) for d in (options.devices or (recipe.devices if recipe else []))]
-    target_names = options.targets or (recipe.targets if recipe else ["onnx"])
+    targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
     precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
-    targets = [TARGETS.get(t) for t in target_names]
     for target in targets:
         bad = [p for p in precisions if p not in target.precisions]
         if bad:
@@ -96,18 +107,26 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
         raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
     if options.limit is not None:
         spec = spec.model_copy(update={"limit": options.limit})
-    dataset = data_mod.load(spec)
-    seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
-    gates = (recipe.gates if recipe else Gates()).merged(options.gates)
-    threads = options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1])
+    return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
+                dataset=data_mod.load(spec),
+                sequence_length=options.sequence_length or (recipe.sequence_length if recipe else 128),
+                gates=(recipe.gates if recipe else Gates()).merged(options.gates), profiles=profiles,
+                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
+
+
+def pack(model: str, options: PackOptions, progress: Progress | None = None) -> Report:
+    """Export, compress and check `model`; write artifacts, manifest and report to `options.out`."""
+    progress = progress or Progress()
+    progress.stage(f"Resolving {model}")
+    the_plan = plan(model, options)
 
     # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output.
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        report = _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, profiles, threads,
-                        options, tmp, progress)
+        report = _build(the_plan, options, tmp, progress)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -117,86 +136,93 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
     return report
 
 
-def _build(source, task, recipe, targets, precisions, dataset, seq_len, gates, profiles, threads, options, tmp,
-           progress) -> Report:
-    from .bench import accuracy, latency
-
+def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Report:
     work = tmp / ".work"
     work.mkdir()
-    progress.stage(f"Running the source model on {len(dataset.texts)} samples (PyTorch fp32)")
-    reference = task.reference(dataset.texts, seq_len)
-    timing_inputs = task.latency_inputs(dataset.texts, seq_len)
+    progress.stage(f"Running the source model on {len(p.dataset.texts)} samples (PyTorch fp32)")
+    reference = p.task.reference(p.dataset.texts, p.sequence_length)
+    timing_inputs = p.task.latency_inputs(p.dataset.texts, p.sequence_length)
 
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
-    for target_cls in targets:
+    for target_cls in p.targets:
         target = target_cls(work)
         progress.stage(f"Exporting to {target_cls.name} with optimum")
-        exported = target.export(source, task, options.opset)
+        exported = target.export(p.source, p.task, options.opset)
         _copy_tokenizer(exported, tmp / "tokenizer")
         (tmp / target_cls.name).mkdir()
-        for precision in precisions:
-            rel = f"{target_cls.name}/model-{precision}{target_cls.suffix}"
-            result = ArtifactResult(target_cls.name, precision, rel)
+        for precision in p.precisions:
+            result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
             results.append(result)
-            progress.stage(f"{target_cls.name}/{precision}: building")
-            try:
-                result.settings = target.build(precision, exported, tmp / rel)
-                result.checks.append(Check("format check", True, target.check(tmp / rel)))
-                with progress.bar(len(dataset.texts), f"{target_cls.name}/{precision}: accuracy") as step:
-                    outputs = accuracy.artifact_outputs(tmp / rel, task, dataset.texts, seq_len, threads, step)
-            except EdgepackError:
-                raise
-            except Exception as exc:  # a failed artifact is reported, not shipped; the other artifacts go on
-                (tmp / rel).unlink(missing_ok=True)
-                result.path = None
-                result.checks.append(Check("build and run", False, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-                continue
-            acc = task.compare(reference, outputs, dataset.labels)
-            result.accuracy = {"metric": acc.metric, "value": acc.value, "drop": acc.drop, "details": acc.details}
-            progress.stage(f"{target_cls.name}/{precision}: timing ({options.runs} runs, {threads} threads)")
-            host = latency.measure(tmp / rel, timing_inputs, threads, options.warmup, options.runs)
-            result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
-            result.memory_mb = host["memory_mb"]
-            result.sha256, result.size_bytes = sha256(tmp / rel), (tmp / rel).stat().st_size
-            size_mb = result.size_bytes / 1e6
-            result.checks += gate_checks(gates, acc.drop, host["p50"], size_mb, host["memory_mb"])
-            io = target.inputs_outputs(tmp / rel)
-            if profiles:
-                names = {i["name"] for i in io["inputs"]}
-                costs = devices_mod.count_onnx_costs(tmp / rel, {k: v for k, v in timing_inputs.items() if k in names})
-            for profile in profiles:
-                est = devices_mod.estimate_latency(costs, profile)
-                budget = profile.budgets.max_latency_ms
-                fit = devices_mod.fits(profile, result.size_bytes, int(host["peak_rss_mb"] * 1e6))
-                checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
-                result.checks += checks
-                result.latency_ms["devices"][profile.name] = {
-                    "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
-                    "budget": budget, "passed": all(c.passed for c in checks), "by_class": est.by_class,
-                    "note": est.note}
-            manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": rel,
-                                       "runtime": target_cls.runtime, **io,
-                                       "output_meaning": task.describe_output()})
+            io = _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
+            if io is not None:
+                manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
+                                           "runtime": target_cls.runtime, **io,
+                                           "output_meaning": p.task.describe_output()})
     shutil.rmtree(work)
 
     report = Report(
-        model=source.model_id, revision=source.revision, task=task.name, license=source.license, artifacts=results,
-        recipe=recipe.name if recipe else None, sequence_length=seq_len,
-        data={"origin": dataset.origin, "samples": len(dataset.texts), "labels": dataset.labels is not None,
-              "text_column": dataset.text_column, "label_column": dataset.label_column},
-        devices=[p.name for p in profiles], gates=gates.model_dump(),
-        host={"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads, "runs": options.runs,
+        model=p.source.model_id, revision=p.source.revision, task=p.task.name, license=p.source.license,
+        artifacts=results, recipe=p.recipe.name if p.recipe else None, sequence_length=p.sequence_length,
+        data={"origin": p.dataset.origin, "samples": len(p.dataset.texts), "labels": p.dataset.labels is not None,
+              "text_column": p.dataset.text_column, "label_column": p.dataset.label_column},
+        devices=[d.name for d in p.profiles], gates=p.gates.model_dump(),
+        host={"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
-        notes=[f"source: {source.origin} ({source.path.name if source.origin == 'local' else source.revision})"],
+        notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})"],
         edgepack_version=__version__)
     (tmp / "report.json").write_text(report.to_json())
-    from .report import to_markdown
-
     (tmp / "report.md").write_text(to_markdown(report))
-    write_manifest(tmp, source, task.name, manifest_artifacts,
-                   {"sequence_length": seq_len, "tokenizer": "tokenizer/", "passed": report.passed})
+    write_manifest(tmp, p.source, p.task.name, manifest_artifacts,
+                   {"sequence_length": p.sequence_length, "tokenizer": "tokenizer/", "passed": report.passed})
     return report
+
+
+def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, result: ArtifactResult, tmp: Path,
+                    reference, timing_inputs: dict, progress: Progress) -> dict | None:
+    """Build one artifact and run every check on the file itself; returns its inputs/outputs, or None if it failed
+    (then it is reported, not shipped, and the other artifacts go on)."""
+    from .bench import accuracy, latency
+
+    path, label = tmp / result.path, f"{result.target}/{result.precision}"
+    progress.stage(f"{label}: building")
+    try:
+        result.settings = target.build(result.precision, exported, path)
+        result.checks.append(Check("format check", True, target.check(path)))
+        with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
+            outputs = accuracy.artifact_outputs(path, p.task, p.dataset.texts, p.sequence_length, p.threads, step)
+    except EdgepackError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any toolchain failure becomes a failed check, in one line
+        path.unlink(missing_ok=True)
+        result.path = None
+        result.checks.append(Check("build and run", False, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        return None
+    acc = p.task.compare(reference, outputs, p.dataset.labels)
+    result.accuracy = {"metric": acc.metric, "value": acc.value, "drop": acc.drop, "details": acc.details}
+
+    progress.stage(f"{label}: timing ({options.runs} runs, {p.threads} threads)")
+    host = latency.measure(path, timing_inputs, p.threads, options.warmup, options.runs)
+    result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
+    result.memory_mb = host["memory_mb"]
+    result.sha256, result.size_bytes = sha256(path), path.stat().st_size
+    size_mb = result.size_bytes / 1e6
+    result.checks += gate_checks(p.gates, acc.drop, host["p50"], size_mb, host["memory_mb"])
+
+    io = target.inputs_outputs(path)
+    if p.profiles:
+        names = {i["name"] for i in io["inputs"]}
+        costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+    for profile in p.profiles:
+        est = devices_mod.estimate_latency(costs, profile)
+        fit = devices_mod.fits(profile, result.size_bytes, int(host["peak_rss_mb"] * 1e6))
+        checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
+        result.checks += checks
+        result.latency_ms["devices"][profile.name] = {
+            "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
+            "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
+            "by_class": est.by_class, "note": est.note}
+    return io
 
 
 def _copy_tokenizer(exported: Path, dest: Path) -> None:
