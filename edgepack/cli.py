@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EdgepackError
+from .errors import EdgepackError, one_line
 
 EXIT_GATES_FAILED = 1
 
@@ -189,9 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("edgepack: interrupted; nothing was written", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.ClickException as exc:  # bad options: one line too, with where to look
+        command = " ".join(exc.ctx.command_path.split()[1:]) if getattr(exc, "ctx", None) else ""
+        hint = f" (see edgepack {command + ' ' if command else ''}--help)"
+        click.echo(f"edgepack: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except EdgepackError as exc:
         if os.environ.get("EDGEPACK_DEBUG"):
             raise
@@ -203,9 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not bad input: still one line, and a way to get the traceback
         if os.environ.get("EDGEPACK_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0]
-        click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} (EDGEPACK_DEBUG=1 shows the traceback; "
-                   "please report it)", err=True)
+        click.echo(f"edgepack: internal error: {one_line(exc)} (EDGEPACK_DEBUG=1 shows the traceback; please report "
+                   "it)", err=True)
         sys.exit(1)
 
 

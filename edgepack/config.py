@@ -81,10 +81,14 @@ class Gates(Strict):
     max_latency_ms: float | None = Field(default=None, gt=0)
     max_size_mb: float | None = Field(default=None, gt=0)
     max_memory_mb: float | None = Field(default=None, gt=0)
+    # Lower bounds on the task's accuracy details, e.g. {cosine_p1: 0.98, probe_agreement: 0.97}.
+    min_accuracy: dict[str, float] = {}
 
     def merged(self, override: "Gates") -> "Gates":
         """`override`'s set fields win (the CLI's flags over the recipe's defaults)."""
-        return self.model_copy(update=override.model_dump(exclude_none=True))
+        update = override.model_dump(exclude_none=True)
+        update["min_accuracy"] = {**self.min_accuracy, **override.min_accuracy}
+        return self.model_copy(update=update)
 
 
 class DataSpec(Strict):

@@ -50,3 +50,9 @@ class ExportError(EdgepackError):
     """A target failed to build or check an artifact; the job ran but did not succeed."""
 
     exit_code = 1
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`: toolchain errors are often pages long."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")

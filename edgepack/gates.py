@@ -21,13 +21,21 @@ def _limit(name: str, value: float, limit: float | None, unit: str, fmt: str = "
     return Check(name, passed, f"{what}{value:{fmt}}{unit} vs limit {limit:{fmt}}{unit}: {verdict}")
 
 
-def gate_checks(gates, drop: float, p50_ms: float, size_mb: float, memory_mb: float) -> list[Check]:
+def gate_checks(gates, accuracy, p50_ms: float, size_mb: float, memory_mb: float) -> list[Check]:
+    """The user's and the recipe's gates on one artifact. `accuracy` is the task's Accuracy."""
     checks = [
-        _limit("max_accuracy_drop", drop, gates.max_accuracy_drop, "", ".4f", "drop "),
+        _limit("max_accuracy_drop", accuracy.drop, gates.max_accuracy_drop, "", ".4f", "drop "),
         _limit("max_latency_ms", p50_ms, gates.max_latency_ms, "ms", what="host p50 "),
         _limit("max_size_mb", size_mb, gates.max_size_mb, "MB"),
         _limit("max_memory_mb", memory_mb, gates.max_memory_mb, "MB"),
     ]
+    for name, minimum in gates.min_accuracy.items():
+        value = accuracy.details.get(name)
+        if value is None:  # e.g. the probe needs labels; `unmeasured` tells the report
+            continue
+        passed = value >= minimum
+        verdict = "within the limit" if passed else f"short by {minimum - value:.4f}"
+        checks.append(Check(f"min {name}", passed, f"{value:.4f} vs minimum {minimum:.4f}: {verdict}"))
     return [c for c in checks if c is not None]
 
 
@@ -42,3 +50,9 @@ def device_checks(device: str, estimate_ms: float, size_mb: float, memory_mb: fl
               f"{fit['memory_mb']:.1f} MB of {fit['memory_limit_mb']:.0f} MB RAM allowed ({fit['margin']})")
     checks.append(Check(f"{device}: fits", bool(fit["fits"]), detail))
     return checks
+
+
+def unmeasured(gates, accuracy) -> list[str]:
+    """Minimums that could not be applied because the task did not measure that figure on this data."""
+    return [f"gate min {name} >= {minimum} not applied: {name} was not measured on this data (labels needed?)"
+            for name, minimum in gates.min_accuracy.items() if name not in accuracy.details]

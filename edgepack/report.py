@@ -20,6 +20,7 @@ class ArtifactResult:
     memory_mb: float | None = None
     settings: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -107,11 +108,13 @@ def to_markdown(report: Report) -> str:
                                 for k, v in a.accuracy["details"].items())
             lines.append(f"Accuracy: {details}.")
         if a.memory_mb is not None:
-            lines.append(f"Inference memory (peak RSS above the runtime's baseline): {a.memory_mb:.1f} MB.")
+            lines.append(f"Inference memory: {a.memory_mb:.1f} MB (peak RSS of the timing process above its size "
+                         "before the runtime and model were loaded).")
         if a.settings:
             lines.append(f"Settings: `{json.dumps(a.settings)}`.")
         lines += ["", "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in a.checks]
+        lines += [f"\nNote: {note}" for note in a.notes]
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"

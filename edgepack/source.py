@@ -47,6 +47,7 @@ class Source:
     config: dict = field(default_factory=dict)
     weights: list[str] = field(default_factory=list)
     allow_pickle: bool = False
+    trust_remote_code: bool = False
 
     @property
     def has_sentence_transformers_files(self) -> bool:
@@ -130,6 +131,9 @@ def _download(model_id: str, revision: str | None, allow_pickle: bool) -> tuple[
 def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = False,
             trust_remote_code: bool = False) -> Source:
     local = Path(model).expanduser()
+    if local.is_dir() and revision is not None:
+        raise SourceError(f"--revision applies to hub model ids, not to the local folder {model!r}",
+                          "drop --revision, or check out that revision into the folder")
     if local.is_dir():
         folder, resolved, origin = local.resolve(), "local", "local"
     elif model.startswith((".", "/", "~")) or model.count("/") > 1:
@@ -145,8 +149,11 @@ def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = Fal
     except json.JSONDecodeError as exc:
         raise SourceError(f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
-    if config.get("auto_map") and not trust_remote_code:
-        raise SourceError(f"{model!r} needs its own Python code to load (auto_map in config.json)",
+    tokenizer_config = folder / "tokenizer_config.json"
+    needs_code = bool(config.get("auto_map")) or (
+        tokenizer_config.is_file() and "auto_map" in tokenizer_config.read_text(encoding="utf-8", errors="replace"))
+    if needs_code and not trust_remote_code:
+        raise SourceError(f"{model!r} needs its own Python code to load (auto_map in its config)",
                           "review that code, then pass --trust-remote-code")
 
     safetensors = sorted(p.name for p in folder.glob("*.safetensors"))
@@ -158,8 +165,31 @@ def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = Fal
     elif pickled:
         raise SourceError(f"{model!r} ships only pickled weights ({', '.join(pickled)}), which can run code when "
                           "loaded", "convert them to safetensors, or pass --allow-pickle if you trust the source")
+    elif origin != "local" and not allow_pickle:
+        raise SourceError(f"{model!r} has no safetensors weights (pickled weights, if any, were not downloaded: they "
+                          "can run code when loaded)", "pass --allow-pickle if you trust the source")
     else:
         raise SourceError(f"{model!r} has no weight files (*.safetensors)", "check the folder or model id")
 
     return Source(model_id=model, path=folder, revision=resolved, origin=origin, license=_read_license(folder),
-                  config=config, weights=weights, allow_pickle=allow_pickle)
+                  config=config, weights=weights, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+
+
+def count_parameters(source: Source) -> int | None:
+    """From the safetensors headers alone: no weights are loaded, no pickle is touched."""
+    import struct
+
+    total = 0
+    for name in source.weights:
+        if not name.endswith(".safetensors"):
+            return None
+        with open(source.path / name, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for key, tensor in header.items():
+            if key != "__metadata__":
+                count = 1
+                for dim in tensor["shape"]:
+                    count *= dim
+                total += count
+    return total

@@ -64,6 +64,32 @@ def test_manifest_hashes_every_file(packed):
     assert not list(out.parent.glob(".*partial*"))
 
 
+def test_shipped_files_work_as_an_app_would_use_them(packed, tiny_embedder):
+    """Only the output folder: the `tokenizers` library on tokenizer/tokenizer.json, onnxruntime on the artifact."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from edgepack.registry import TASKS
+    from edgepack.source import resolve
+
+    _, out = packed
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer" / "tokenizer.json"))
+    session = ort.InferenceSession(str(out / "onnx" / "model-int8-dynamic.onnx"))
+    texts = ["i love the idea of self driving cars", "bad risk for people"]
+    got = []
+    for text in texts:
+        ids = tokenizer.encode(text)
+        feed = {"input_ids": np.array([ids.ids]), "attention_mask": np.array([ids.attention_mask]),
+                "token_type_ids": np.array([ids.type_ids])}
+        names = [i.name for i in session.get_inputs()]
+        got.append(session.run(["sentence_embedding"], {k: feed[k] for k in names})[0][0])
+    expected = TASKS.get("feature-extraction")(resolve(str(tiny_embedder))).reference(texts, 128)
+    cosine = np.sum(np.array(got) * expected, axis=1)  # both L2-normalised
+    assert np.all(cosine > 0.95)
+    assert (out / "tokenizer" / "config.json").is_file()
+
+
 def test_failed_gate_exits_1_and_still_writes_the_report(run_cli, tiny_embedder, tweets_csv, tmp_path):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, "--precision",

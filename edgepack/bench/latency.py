@@ -24,3 +24,17 @@ def measure(path: Path, inputs: dict[str, np.ndarray], threads: int, warmup: int
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ExportError(f"{path.name}: the latency run failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_name() -> str:
+    """The host CPU's model name, for the report."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

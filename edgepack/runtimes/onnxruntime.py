@@ -39,5 +39,7 @@ class OnnxRuntimeSession:
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         dtypes = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
                   "tensor(float16)": np.float16}
+        if "token_type_ids" in self._inputs and "token_type_ids" not in feed:  # tokenizers that emit none mean 0
+            feed = {**feed, "token_type_ids": np.zeros_like(feed["input_ids"])}
         inputs = {name: np.asarray(feed[name], dtype=dtypes.get(kind)) for name, kind in self._inputs.items()}
         return dict(zip(self.output_names, self.session.run(None, inputs)))

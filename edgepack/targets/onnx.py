@@ -5,23 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..errors import ExportError
+from ..errors import ExportError, one_line
 from ..registry import TARGETS
 from . import quiet_toolchain
-
-# Files an app needs next to the model to turn text into input ids.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                   "merges.txt", "sentencepiece.bpe.model", "spiece.model", "config.json")
 
 SMOOTHING_ALPHA = 0.65  # 0.5 (SmoothQuant's default) was worse than no smoothing on MiniLM; 0.65-0.85 all work
 # Each inserted Mul costs ~1% of MiniLM's int8 latency; outlier-free activations (max/median channel range < 10)
 # gain little from smoothing. On MiniLM this keeps 9 of 18 Muls: mean cosine 0.9954 instead of 0.9964.
 SMOOTHING_MIN_OUTLIER_RATIO = 10.0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
 @TARGETS.register("onnx")
@@ -35,29 +26,24 @@ class OnnxTarget:
         self.task = None
 
     def export(self, source, task, opset: int | None = None) -> Path:
-        """Export with dynamic batch and sequence axes; returns a folder with the raw export, the fp32 graph the
-        artifacts derive from (`model.onnx`, the task's post-processing built in) and the tokenizer files."""
+        """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
+        artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
         import onnx
         from optimum.exporters.onnx import main_export
-
-        from .onnx_passes import add_pooling
 
         self.task = task
         out = self.workdir / "onnx-export"
         try:
             with quiet_toolchain():
                 main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=opset,
-                            library_name="transformers", do_validation=False, trust_remote_code=False,
-                            local_files_only=True)
+                            library_name="transformers", do_validation=False,
+                            trust_remote_code=source.trust_remote_code, local_files_only=True)
         except Exception as exc:  # the exporter's own errors are long stack traces; keep the last line
-            raise ExportError(f"ONNX export of {source.model_id} failed: {_one_line(exc)}",
+            raise ExportError(f"ONNX export of {source.model_id} failed: {one_line(exc)}",
                               "try --opset 17, or another --task") from exc
         raw = out / "raw" / "model.onnx"
         if not raw.is_file():
             raise ExportError(f"ONNX export of {source.model_id} wrote no model.onnx")
-        for name in TOKENIZER_FILES:
-            if (out / "raw" / name).is_file():
-                shutil.copyfile(out / "raw" / name, out / name)
         model = onnx.load(str(raw))
         self._postprocess(model)
         onnx.save(model, str(out / "model.onnx"))

@@ -33,8 +33,23 @@ class Task:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.source.path))
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.source.path),
+                                                            trust_remote_code=self.source.trust_remote_code)
         return self._tokenizer
+
+    @property
+    def max_length(self) -> int:
+        """The longest input the model takes, in tokens."""
+        limits = [n for n in (self.source.config.get("max_position_embeddings"), self.tokenizer.model_max_length)
+                  if isinstance(n, int) and 0 < n < 1_000_000]  # tokenizers with no limit report 1e30
+        return min(limits, default=512)
+
+    def save_preprocessor(self, dest) -> None:
+        """The files an app needs beside the model: the tokenizer, and config.json (label names, sizes)."""
+        import shutil
+
+        self.tokenizer.save_pretrained(str(dest))
+        shutil.copyfile(self.source.path / "config.json", dest / "config.json")
 
     def encode(self, texts: list[str], max_length: int, pad_to_max: bool = False) -> dict[str, np.ndarray]:
         enc = self.tokenizer(texts, truncation=True, max_length=max_length,
@@ -69,6 +84,8 @@ class Task:
         import torch
 
         torch.manual_seed(0)
-        model = auto_class.from_pretrained(str(self.source.path), use_safetensors=not self.source.allow_pickle,
-                                           dtype=torch.float32)
+        # The same weight file the exporter reads: safetensors whenever the folder has them.
+        safetensors = self.source.weights[0].endswith(".safetensors")
+        model = auto_class.from_pretrained(str(self.source.path), use_safetensors=safetensors, dtype=torch.float32,
+                                           trust_remote_code=self.source.trust_remote_code)
         return model.eval()
