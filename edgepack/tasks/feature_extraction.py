@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from ..errors import UsageError
 from ..registry import TASKS
 from .base import Accuracy, Task
 
@@ -29,6 +30,35 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 class FeatureExtraction(Task):
     optimum_task = "feature-extraction"
 
+    # sentence-transformers modules this task reproduces; others (Dense, ...) would change the embeddings.
+    SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+    POOLING_MODES = (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
+                     ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"), ("pooling_mode_mean_tokens", "mean"))
+
+    def __init__(self, source):
+        super().__init__(source)
+        for module in self._modules():
+            kind = module.get("type", "").rsplit(".", 1)[-1]
+            if kind not in self.SUPPORTED_MODULES:
+                raise UsageError(f"{source.model_id!r} uses the sentence-transformers module {kind}, which edgepack "
+                                 "does not reproduce yet", f"supported: {', '.join(self.SUPPORTED_MODULES)}")
+        cfg = self._pooling_config()
+        unsupported = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v
+                       and k not in dict(self.POOLING_MODES)]
+        if unsupported:
+            raise UsageError(f"{source.model_id!r} uses {unsupported[0]}, which edgepack does not reproduce yet",
+                             "supported: cls, max, mean, mean_sqrt_len pooling")
+
+    def _modules(self) -> list[dict]:
+        path = self.source.path / "modules.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def _pooling_config(self) -> dict:
+        folder = next((m.get("path", "") for m in self._modules() if m.get("type", "").endswith("Pooling")),
+                      "1_Pooling")
+        path = self.source.path / folder / "config.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     @classmethod
     def matches(cls, source) -> bool:
         if source.has_sentence_transformers_files:
@@ -39,22 +69,12 @@ class FeatureExtraction(Task):
     # --- what the model does after the transformer ---
     @property
     def pooling(self) -> str:
-        cfg_path = self.source.path / "1_Pooling" / "config.json"
-        if not cfg_path.is_file():
-            return "mean"
-        cfg = json.loads(cfg_path.read_text())
-        for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
-                          ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len")):
-            if cfg.get(key):
-                return mode
-        return "mean"
+        cfg = self._pooling_config()
+        return next((mode for key, mode in self.POOLING_MODES if cfg.get(key)), "mean")
 
     @property
     def normalize(self) -> bool:
-        modules = self.source.path / "modules.json"
-        if not modules.is_file():
-            return False
-        return any(m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text()))
+        return any(m.get("type", "").endswith("Normalize") for m in self._modules())
 
     def graph_pooling(self) -> tuple[str, bool] | None:
         """(pooling mode, normalise) for targets to build into the graph, so the app gets embeddings directly."""

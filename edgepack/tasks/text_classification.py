@@ -41,7 +41,8 @@ class TextClassification(Task):
         by_name = {str(name).lower(): int(i) for i, name in id2label.items()}
         if all(label.lower() in by_name for label in labels):
             return np.array([by_name[label.lower()] for label in labels])
-        if all(label.lstrip("-").isdigit() for label in labels):
+        if all(label.isdigit() and int(label) < self.source.config.get("num_labels", len(id2label) or 2)
+               for label in labels):
             return np.array([int(label) for label in labels])
         return None
 
@@ -53,8 +54,8 @@ class TextClassification(Task):
         if truth is not None:
             details["accuracy_source"] = float(np.mean(ref_top == truth))
             details["accuracy_artifact"] = float(np.mean(cand_top == truth))
-            return Accuracy("accuracy", details["accuracy_artifact"],
-                            details["accuracy_source"] - details["accuracy_artifact"], details)
-        if labels is not None:
+            details["accuracy_drop"] = details["accuracy_source"] - details["accuracy_artifact"]
+        elif labels is not None:
             details["labels_ignored"] = "the data's labels do not match the model's id2label names"
+        # Agreement, not accuracy, is the headline: errors that cancel out keep accuracy but change predictions.
         return Accuracy("top1_agreement", details["top1_agreement"], 1.0 - details["top1_agreement"], details)
