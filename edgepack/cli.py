@@ -57,7 +57,7 @@ def cli():
 @click.option("--data", "data_path", help="Evaluation data: CSV/TSV/JSONL with a text and optional label column.")
 @click.option("--text-column", help="Name of the text column in --data.")
 @click.option("--label-column", help="Name of the label column in --data.")
-@click.option("--data-encoding", default="utf-8", show_default=True)
+@click.option("--data-encoding", help="Text encoding of the data file (default: utf-8, or the recipe's).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most this many samples (seeded sample).")
 @click.option("--sequence-length", type=click.IntRange(min=1), help="Sequence length for latency.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help="Gate: largest accuracy drop vs source.")
@@ -80,14 +80,13 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
     from .config import DataSpec, Gates
     from .report import to_table
 
-    data = None
-    if data_path is not None:
-        data = DataSpec(path=data_path, text_column=text_column, label_column=label_column, encoding=data_encoding)
     options = PackOptions(
         out=out, devices=_split(devices), recipe=recipe, task=task, revision=revision,
-        targets=_split(targets) or None, precisions=_split(precisions) or None, data=data, limit=limit,
-        sequence_length=sequence_length, opset=opset, threads=threads, runs=runs, warmup=warmup, force=force,
-        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        targets=_split(targets) or None, precisions=_split(precisions) or None,
+        data=DataSpec(path=data_path) if data_path is not None else None, text_column=text_column,
+        label_column=label_column, data_encoding=data_encoding, limit=limit, sequence_length=sequence_length,
+        opset=opset, threads=threads, runs=runs, warmup=warmup, force=force, allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
         gates=Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
                     max_memory_mb=max_memory_mb))
     report = run_pack(model, options, progress=ClickProgress())

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from edgepack.config import data_dir
+
 FAST = ["--runs", "5", "--warmup", "1", "--limit", "24"]
 
 
@@ -121,6 +123,43 @@ def test_force_replaces_an_existing_output(run_cli, tiny_classifier, tweets_csv,
     assert code == 0 and not (out / "old.txt").exists() and (out / "report.json").exists()
 
 
+def test_accuracy_and_device_budget_failures_exit_1(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    import yaml
+
+    from edgepack.config import data_dir
+
+    device = yaml.safe_load((data_dir("devices") / "raspberry-pi-4.yaml").read_text())
+    device["budgets"]["max_latency_ms"] = 1e-6
+    (tmp_path / "impossible.yaml").write_text(yaml.safe_dump(device))
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, "--precision",
+                              "fp32,int8-dynamic", "--max-accuracy-drop", "0", "--device",
+                              tmp_path / "impossible.yaml", *FAST)
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    fp32, int8 = report["artifacts"]
+    failed = {a["precision"]: {c["name"] for c in a["checks"] if not c["passed"]} for a in report["artifacts"]}
+    assert "max_accuracy_drop" in failed["int8-dynamic"] and "max_accuracy_drop" not in failed["fp32"]
+    assert "raspberry-pi-4: latency budget" in failed["fp32"]
+    assert fp32["latency_ms"]["devices"]["raspberry-pi-4"]["passed"] is False
+
+
+def test_failed_run_with_force_keeps_the_old_output(run_cli, tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    import edgepack.api
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(edgepack.api, "_build", broken)
+    code, _, stderr = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, "--force", *FAST)
+    assert code == 1 and "internal error: RuntimeError: disk full" in stderr
+    assert (out / "keep.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def _bad_recipe(tmp_path):
     path = tmp_path / "bad-recipe.yaml"
     path.write_text("name: bad\ndescription: d\ntask: feature-extraction\nsequence_length: -4\n")
@@ -138,6 +177,14 @@ BAD_INPUTS = {
     "unknown target": (["{model}", "--target", "tensorrt"], "unknown target 'tensorrt'"),
     "existing output": (["{model}", "--out", "{tmp}"], "already exists"),
     "pickled weights": (["{pickled}"], "--allow-pickle"),
+    "unknown encoding": (["{model}", "--data-encoding", "klingon"], "unknown text encoding 'klingon'"),
+    "recipe is a folder": (["{model}", "--recipe", "{tmp}/"], "cannot read"),
+    "recipe not UTF-8": (["{model}", "--recipe", "{latin_recipe}"], "not UTF-8"),
+    "malformed device profile": (["{model}", "--device", "{bad_device}"], "field 'cpu.cores'"),
+    "sequence too long": (["{model}", "--sequence-length", "4096"], "exceeds the model's maximum of 128"),
+    "revision for a folder": (["{model}", "--revision", "main"], "--revision applies to hub model ids"),
+    "bad option value": (["{model}", "--runs", "zero"], "'zero' is not a valid integer"),
+    "missing option": (["{model}", "--out"], "requires an argument"),
 }
 
 
@@ -150,26 +197,26 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     pickled.mkdir()
     (pickled / "config.json").write_text("{}")
     (pickled / "pytorch_model.bin").write_bytes(b"x")
+    latin_recipe = tmp_path / "latin.yaml"
+    latin_recipe.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    bad_device = tmp_path / "bad-device.yaml"
+    bad_device.write_text((data_dir("devices") / "raspberry-pi-4.yaml").read_text().replace("cores: 4", "cores: four"))
     values = {"model": tiny_embedder, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
-              "pickled": pickled}
+              "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]
     out = tmp_path / "out"
-    if "--out" not in args:
-        args += ["--out", str(out)]
+    # Added in front: "missing option" must end with a bare --out.
     if "--data" not in args:
-        args += ["--data", str(tweets_csv)]
+        args = ["--data", str(tweets_csv)] + args
+    if "--out" not in args:
+        args = ["--out", str(out)] + args
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, stdout, stderr = run_cli("pack", *args, *FAST)
+    code, stdout, stderr = run_cli("pack", *FAST, *args)
     assert code == 2, stderr
     errors = [line for line in stderr.splitlines() if not line.startswith("==> ")]  # progress lines aside
     assert len(errors) == 1 and errors[0].startswith("edgepack: error: ") and message in errors[0], stderr
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no partial folder
-
-
-def test_bad_option_value_is_a_usage_error(run_cli, tiny_embedder, tmp_path):
-    code, _, stderr = run_cli("pack", tiny_embedder, "--out", tmp_path / "o", "--runs", "zero")
-    assert code == 2 and "Traceback" not in stderr
 
 
 def test_interrupted_run_leaves_no_partial_output(tiny_embedder, tweets_csv, tmp_path):

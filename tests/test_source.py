@@ -63,6 +63,33 @@ def test_pickled_weights_are_refused_unless_allowed(copy_of):
     assert resolve(str(folder), allow_pickle=True).weights == ["pytorch_model.bin"]
 
 
+def test_safetensors_win_over_pickle_even_when_pickle_is_allowed(copy_of):
+    import torch
+    from safetensors.torch import load_file
+
+    from edgepack.registry import TASKS
+
+    folder = copy_of()
+    state = load_file(folder / "model.safetensors")
+    torch.save({k: torch.zeros_like(v) for k, v in state.items()}, folder / "pytorch_model.bin")  # a decoy
+    source = resolve(str(folder), allow_pickle=True)
+    assert source.weights == ["model.safetensors"]
+    model = TASKS.get("text-classification")(source)._load_torch(
+        __import__("transformers").AutoModelForSequenceClassification)
+    name, tensor = next(iter(state.items()))
+    assert torch.equal(model.state_dict()[name], tensor)  # loaded from safetensors, not from the zeroed decoy
+
+
+def test_tokenizer_auto_map_counts_as_remote_code(copy_of):
+    folder = copy_of()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["auto_map"] = {"AutoTokenizer": ["tok.CustomTokenizer", None]}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(SourceError, match="--trust-remote-code"):
+        resolve(str(folder))
+    assert resolve(str(folder), trust_remote_code=True).trust_remote_code
+
+
 def test_remote_code_is_refused_unless_trusted(copy_of):
     folder = copy_of()
     config = json.loads((folder / "config.json").read_text())
