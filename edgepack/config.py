@@ -22,7 +22,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 def data_dir(kind: str) -> Path:
     """Folder of the shipped YAML files of one kind ("recipes" or "devices")."""
-    for candidate in (_PACKAGE_DIR.parent / kind, _PACKAGE_DIR / "_data" / kind):
+    for candidate in (_PACKAGE_DIR / "_data" / kind, _PACKAGE_DIR.parent / kind):
         if candidate.is_dir():
             return candidate
     raise ConfigError(f"edgepack's {kind}/ folder is missing", "reinstall edgepack")

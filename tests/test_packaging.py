@@ -1,0 +1,27 @@
+"""The wheel carries everything a user needs: the code and the shipped YAML (recipes, device profiles)."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from edgepack.config import list_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_every_recipe_and_device_profile(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    names = zipfile.ZipFile(next(tmp_path.glob("edgepack-*.whl"))).namelist()
+    for kind in ("recipes", "devices"):
+        shipped = {Path(n).stem for n in names if n.startswith(f"edgepack/_data/{kind}/") and n.endswith(".yaml")}
+        assert shipped == set(list_names(kind))
+    assert "edgepack/targets/onnx_passes.py" in names and "edgepack/bench/probe.py" in names
+
+
+def test_import_loads_no_heavy_toolchain():
+    code = "import sys, edgepack, edgepack.cli; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', " \
+           "'transformers', 'optimum') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
