@@ -116,3 +116,26 @@ def test_folder_without_config_or_weights(copy_of):
 ])
 def test_commercial_use(license_id, expected):
     assert commercial_use(license_id) == expected
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_classifier, monkeypatch):
+    """A Hugging Face cache laid out as huggingface_hub writes it, holding one model at one commit."""
+    import huggingface_hub.constants
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--tiny-org--tiny-classifier"
+    shutil.copytree(tiny_classifier, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return sha
+
+
+def test_cached_hub_model_resolves_offline_with_its_commit(hub_cache):
+    source = resolve("tiny-org/tiny-classifier")
+    assert source.origin == "hub-cache" and source.revision == hub_cache and source.license == "cc-by-nc-4.0"
+    pinned = resolve("tiny-org/tiny-classifier", revision=hub_cache)
+    assert pinned.revision == hub_cache
+    with pytest.raises(SourceError, match="not in the local cache"):
+        resolve("tiny-org/tiny-classifier", revision="fedcba9876543210fedcba9876543210fedcba98")
