@@ -66,6 +66,7 @@ def test_pickled_weights_are_refused_unless_allowed(copy_of):
 def test_safetensors_win_over_pickle_even_when_pickle_is_allowed(copy_of):
     import torch
     from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
 
     from edgepack.registry import TASKS
 
@@ -74,8 +75,7 @@ def test_safetensors_win_over_pickle_even_when_pickle_is_allowed(copy_of):
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, folder / "pytorch_model.bin")  # a decoy
     source = resolve(str(folder), allow_pickle=True)
     assert source.weights == ["model.safetensors"]
-    model = TASKS.get("text-classification")(source)._load_torch(
-        __import__("transformers").AutoModelForSequenceClassification)
+    model = TASKS.get("text-classification")(source)._load_torch(AutoModelForSequenceClassification)
     name, tensor = next(iter(state.items()))
     assert torch.equal(model.state_dict()[name], tensor)  # loaded from safetensors, not from the zeroed decoy
 

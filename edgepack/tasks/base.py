@@ -18,6 +18,7 @@ class Accuracy:
 class Task:
     name: str
     optimum_task: str  # the task name optimum's exporter knows
+    auto_model: str  # the transformers Auto class that loads the source model
     output_name: str  # the artifact output the task reads
 
     def __init__(self, source):
@@ -71,6 +72,19 @@ class Task:
 
     def reference(self, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
         """The source model's outputs (PyTorch, fp32), the ground truth every artifact is compared with."""
+        import torch
+        import transformers
+
+        model = self._load_torch(getattr(transformers, self.auto_model))
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.encode(texts[start:start + batch_size], max_length)
+                out.append(self.source_outputs(model(**{k: torch.from_numpy(v) for k, v in enc.items()}), enc))
+        return np.concatenate(out)
+
+    def source_outputs(self, raw, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The task's output from the PyTorch model's raw output for one batch."""
         raise NotImplementedError
 
     def read_outputs(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> np.ndarray:

@@ -29,6 +29,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 @TASKS.register("feature-extraction")
 class FeatureExtraction(Task):
     optimum_task = "feature-extraction"
+    auto_model = "AutoModel"
 
     # sentence-transformers modules this task reproduces; others (Dense, ...) would change the embeddings.
     SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -91,19 +92,8 @@ class FeatureExtraction(Task):
             ", then L2-normalise" if self.normalize else "")
 
     # --- source and artifact outputs ---
-    def reference(self, texts, max_length, batch_size=64):
-        import torch
-        from transformers import AutoModel
-
-        model = self._load_torch(AutoModel)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                enc = self.encode(texts[start:start + batch_size], max_length)
-                feed = {k: torch.from_numpy(v) for k, v in enc.items()}
-                hidden = model(**feed).last_hidden_state.numpy()
-                out.append(self._finish(hidden, enc["attention_mask"]))
-        return np.concatenate(out)
+    def source_outputs(self, raw, feed):
+        return self._finish(raw.last_hidden_state.numpy(), feed["attention_mask"])
 
     def _finish(self, hidden, mask):
         pooled = _pool(hidden.astype(np.float32), mask, self.pooling)

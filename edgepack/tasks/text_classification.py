@@ -11,6 +11,7 @@ from .base import Accuracy, Task
 @TASKS.register("text-classification")
 class TextClassification(Task):
     optimum_task = "text-classification"
+    auto_model = "AutoModelForSequenceClassification"
     output_name = "logits"
 
     @classmethod
@@ -20,17 +21,8 @@ class TextClassification(Task):
     def describe_output(self) -> str:
         return "logits: one score per class; labels in config.json id2label"
 
-    def reference(self, texts, max_length, batch_size=64):
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        model = self._load_torch(AutoModelForSequenceClassification)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                enc = self.encode(texts[start:start + batch_size], max_length)
-                out.append(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy())
-        return np.concatenate(out)
+    def source_outputs(self, raw, feed):
+        return raw.logits.numpy()
 
     def read_outputs(self, outputs, feed):
         return np.asarray(outputs["logits"], dtype=np.float32)
