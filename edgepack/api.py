@@ -111,6 +111,10 @@ def plan(model: str, options: PackOptions) -> Plan:
     if options.recipe and recipe.task != task_name:
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
+    for target in targets:
+        reason = target.unsupported(source, task_name)
+        if reason:
+            raise UsageError(f"cannot export {model!r} to {target.name}: {reason}", "try another --task or target")
     if not options.devices and recipe:
         profiles = [devices_mod.load_profile(d) for d in recipe.devices]
     if dataset is None:
@@ -278,7 +282,11 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
     task_name = task or detect_task(source)
     TASKS.get(task_name)
     params = count_parameters(source)
-    targets = {name: list(TARGETS.get(name).precisions) for name in TARGETS.names()}
+    targets = {}
+    for name in TARGETS.names():
+        target = TARGETS.get(name)
+        reason = target.unsupported(source, task_name)
+        targets[name] = {"precisions": list(target.precisions), "supported": reason is None, "reason": reason}
     fit = {}
     for name in devices if devices is not None else devices_mod.list_profiles():
         profile = devices_mod.load_profile(name)

@@ -122,8 +122,9 @@ def inspect(model, devices, revision, task, allow_pickle, trust_remote_code, as_
     click.echo(f"task         {info['task']} ({', '.join(info['architectures'] or [])})")
     click.echo(f"parameters   {params}, {info['size_class']}")
     click.echo(f"license      {info['license'] or 'not stated'}; commercial use: {info['commercial_use']}")
-    for target, precisions in info["targets"].items():
-        click.echo(f"target       {target}: {', '.join(precisions)}")
+    for target, about in info["targets"].items():
+        what = ", ".join(about["precisions"]) if about["supported"] else f"not exportable: {about['reason']}"
+        click.echo(f"target       {target}: {what}")
     for device, fits in info["devices"].items():
         cells = [f"{p} {'fits' if f and f['fits'] else 'does not fit' if f else '?'}" for p, f in fits.items()]
         click.echo(f"device       {device}: {', '.join(cells)}")

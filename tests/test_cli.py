@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,6 +185,7 @@ BAD_INPUTS = {
     "sequence too long": (["{model}", "--sequence-length", "4096"], "exceeds the model's maximum of 128"),
     "revision for a folder": (["{model}", "--revision", "main"], "--revision applies to hub model ids"),
     "bad option value": (["{model}", "--runs", "zero"], "'zero' is not a valid integer"),
+    "architecture the exporter lacks": (["{unknown_arch}"], "does not know model type 'mystery-net'"),
     "missing option": (["{model}", "--out"], "requires an argument"),
 }
 
@@ -201,7 +203,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     latin_recipe.write_bytes("name: caf\xe9\n".encode("latin-1"))
     bad_device = tmp_path / "bad-device.yaml"
     bad_device.write_text((data_dir("devices") / "raspberry-pi-4.yaml").read_text().replace("cores: 4", "cores: four"))
-    values = {"model": tiny_embedder, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
+    unknown_arch = tmp_path / "unknown-arch"
+    shutil.copytree(tiny_embedder, unknown_arch)
+    config = json.loads((unknown_arch / "config.json").read_text())
+    (unknown_arch / "config.json").write_text(json.dumps({**config, "model_type": "mystery-net"}))
+    values = {"model": tiny_embedder, "unknown_arch": unknown_arch, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
               "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]
     out = tmp_path / "out"
@@ -241,7 +247,7 @@ def test_inspect(run_cli, tiny_classifier):
     info = json.loads(stdout)
     assert code == 0 and info["task"] == "text-classification" and info["commercial_use"] == "no"
     assert info["parameters"] > 1000 and info["size_class"].startswith("tiny")
-    assert "int8-dynamic" in info["targets"]["onnx"]
+    assert "int8-dynamic" in info["targets"]["onnx"]["precisions"] and info["targets"]["onnx"]["supported"]
     assert info["devices"]["raspberry-pi-4"]["fp32"]["fits"] is True
     code, stdout, _ = run_cli("inspect", tiny_classifier)
     assert code == 0 and "commercial use: no" in stdout

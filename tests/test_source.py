@@ -139,3 +139,39 @@ def test_cached_hub_model_resolves_offline_with_its_commit(hub_cache):
     assert pinned.revision == hub_cache
     with pytest.raises(SourceError, match="not in the local cache"):
         resolve("tiny-org/tiny-classifier", revision="fedcba9876543210fedcba9876543210fedcba98")
+
+
+def test_online_hub_paths(monkeypatch, tiny_classifier):
+    """The real hub path with huggingface_hub's answers simulated: found, not found, gated, unreachable."""
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def answer(outcome):
+        def fake(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+            calls.append({"repo": repo_id, "revision": revision, "patterns": allow_patterns,
+                          "local_only": local_files_only})
+            if isinstance(outcome, Exception):
+                raise outcome
+            return str(outcome)
+        return fake
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answer(tiny_classifier))
+    source = resolve("org/model", revision="v1")
+    assert source.origin == "hub" and calls[-1]["revision"] == "v1" and not calls[-1]["local_only"]
+    assert "*.safetensors" in calls[-1]["patterns"] and "*.bin" not in calls[-1]["patterns"]
+    resolve("org/model", allow_pickle=True)
+    assert "*.bin" in calls[-1]["patterns"]
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answer(RepositoryNotFoundError("404")))
+    with pytest.raises(SourceError, match="not found on the Hugging Face Hub"):
+        resolve("org/typo")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answer(GatedRepoError("403")))
+    with pytest.raises(SourceError, match="gated"):
+        resolve("org/gated")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answer(LocalEntryNotFoundError("no network")))
+    assert resolve("sentence-transformers/all-MiniLM-L6-v2").origin == "offline-mirror"
+    with pytest.raises(SourceError, match="the hub cannot be reached"):
+        resolve("org/elsewhere")

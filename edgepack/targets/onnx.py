@@ -25,6 +25,21 @@ class OnnxTarget:
         self.workdir = Path(workdir)
         self.task = None
 
+    @staticmethod
+    def unsupported(source, task_name: str) -> str | None:
+        """Why optimum's ONNX exporter cannot export this model for this task, or None when it can."""
+        import optimum.exporters.onnx.model_configs  # noqa: F401 - registers the exportable model types
+        from optimum.exporters.tasks import TasksManager
+
+        model_type = str(source.config.get("model_type", "")).replace("_", "-")
+        try:
+            tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
+        except KeyError:
+            return f"optimum's ONNX exporter does not know model type {model_type!r}"
+        if task_name not in tasks:
+            return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
+        return None
+
     def export(self, source, task, opset: int | None = None) -> Path:
         """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
         artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
