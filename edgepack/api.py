@@ -11,7 +11,7 @@ from pathlib import Path
 from . import __version__, data as data_mod, devices as devices_mod
 from .bench.latency import cpu_name
 from .config import DataSpec, Gates, Recipe, list_names, load_named
-from .errors import UsageError, one_line
+from .errors import ExportError, UsageError, one_line
 from .gates import Check, device_checks, gate_checks, unmeasured
 from .manifest import sha256
 from .manifest import write as write_manifest
@@ -65,6 +65,9 @@ def _check_out(out: Path, force: bool) -> None:
         raise UsageError(f"output folder {str(out)!r} already exists", "pass --force to replace it, or choose --out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{str(out)!r} exists and is not a folder", "choose another --out")
+    parent = next(p for p in Path(out).absolute().parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot create {str(out)!r}: {str(parent)!r} is not a writable folder", "choose another --out")
 
 
 @dataclass
@@ -88,7 +91,9 @@ def plan(model: str, options: PackOptions) -> Plan:
     Cheap checks come first, so that a typo does not cost a model download."""
     _check_out(Path(options.out), options.force)
     recipe = load_recipe(options.recipe, options.task) if options.recipe else None
-    profiles = [devices_mod.load_profile(d) for d in options.devices]
+    if options.task:
+        TASKS.get(options.task)
+    profiles = [devices_mod.load_profile(d) for d in options.devices or (recipe.devices if recipe else [])]
     targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
     precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
     for target in targets:
@@ -100,8 +105,6 @@ def plan(model: str, options: PackOptions) -> Plan:
 
     source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
                      trust_remote_code=options.trust_remote_code)
-    if options.task:
-        TASKS.get(options.task)
     task_name = options.task or (recipe.task if recipe else None)
     if task_name is None:
         from .tasks import detect_task
@@ -115,8 +118,13 @@ def plan(model: str, options: PackOptions) -> Plan:
         reason = target.unsupported(source, task_name)
         if reason:
             raise UsageError(f"cannot export {model!r} to {target.name}: {reason}", "try another --task or target")
-    if not options.devices and recipe:
+    if not options.devices and not options.recipe and recipe:
         profiles = [devices_mod.load_profile(d) for d in recipe.devices]
+    gates = (recipe.gates if recipe else Gates()).merged(options.gates)
+    unknown = sorted(set(gates.min_accuracy) - set(task.accuracy_details))
+    if unknown:
+        raise UsageError(f"gate min_accuracy.{unknown[0]}: {task.name} measures no {unknown[0]!r}",
+                         f"choose from: {', '.join(task.accuracy_details)}")
     if dataset is None:
         if recipe is None or recipe.data is None:
             raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
@@ -126,8 +134,7 @@ def plan(model: str, options: PackOptions) -> Plan:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions, dataset=dataset,
-                sequence_length=seq_len, gates=(recipe.gates if recipe else Gates()).merged(options.gates),
-                profiles=profiles,
+                sequence_length=seq_len, gates=gates, profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
 
 
@@ -146,7 +153,7 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
     # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output, and
     # --force swaps the old folder out only once the new one is complete.
     out = Path(options.out).absolute()
-    created = next((p for p in reversed([out.parent, *out.parent.parents]) if not p.exists()), None)
+    missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # innermost first
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
@@ -157,10 +164,15 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
             out.rename(old)
         tmp.rename(out)
     finally:
+        if old.exists() and not out.exists():
+            old.rename(out)  # interrupted between the two renames: the old output comes back
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-        if created is not None and not out.exists():
-            shutil.rmtree(created, ignore_errors=True)  # folders this run made for --out, now empty
+        for folder in missing:  # folders made for --out, if still empty (another run may be writing there)
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return report
 
 
@@ -178,7 +190,12 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
     for target_cls in p.targets:
         target = target_cls(work)
         progress.stage(f"Exporting to {target_cls.name} with optimum")
-        exported = target.export(p.source, p.task, options.opset)
+        try:
+            exported = target.export(p.source, p.task, options.opset)
+        except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
+            results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))])
+                        for precision in p.precisions]
+            continue
         (tmp / target_cls.name).mkdir()
         for precision in p.precisions:
             result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
@@ -190,7 +207,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
                     pass
             except Exception as exc:  # noqa: BLE001 - a failed artifact is reported, not shipped; the others go on
                 (tmp / result.path).unlink(missing_ok=True)
-                result.path = None
+                result.path, result.sha256, result.size_bytes = None, None, None
                 result.checks.append(Check(stage, False, one_line(exc)))
                 continue
             manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,

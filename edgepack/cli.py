@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("edgepack: interrupted; nothing was written", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `edgepack` or `edgepack devices`: show the help
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.ClickException as exc:  # bad options: one line too, with where to look
         command = " ".join(exc.ctx.command_path.split()[1:]) if getattr(exc, "ctx", None) else ""
         hint = f" (see edgepack {command + ' ' if command else ''}--help)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import importlib.util
 import json
@@ -42,6 +43,10 @@ def locate(spec: DataSpec) -> Path:
 
 
 def _read_rows(path: Path, encoding: str) -> list[dict]:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}", "use e.g. utf-8 or latin-1") from None
     suffix = path.suffix.lower()
     if encoding.lower().replace("-", "").replace("_", "") == "utf8":
         encoding = "utf-8-sig"  # a byte-order mark would otherwise become part of the first column's name
@@ -60,11 +65,15 @@ def _read_rows(path: Path, encoding: str) -> list[dict]:
                         rows.append(row)
                 return rows
             if suffix in {".csv", ".tsv"}:
-                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
-    except UnicodeDecodeError:
+                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                rows = list(reader)
+                extra = next((i for i, row in enumerate(rows) if None in row), None)
+                if extra is not None:  # DictReader files surplus fields under the key None
+                    raise DataError(f"{path}: row {extra + 1} has more fields than the header",
+                                    "quote fields that contain the delimiter")
+                return rows
+    except UnicodeError:
         raise DataError(f"{path}: not readable as {encoding}", "pass the file's encoding (e.g. latin-1)") from None
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r}", "use e.g. utf-8 or latin-1") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except csv.Error as exc:

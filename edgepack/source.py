@@ -85,7 +85,8 @@ def _mirror_folder(model_id: str) -> tuple[Path, str] | None:
     return folder, f"pypi:{mirror.distribution}=={version}"
 
 
-def _download(model_id: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str, str]:
+def _download(model_id: str, revision: str | None, allow_pickle: bool,
+              trust_remote_code: bool = False) -> tuple[Path, str, str]:
     """Returns (folder, resolved revision, origin). Raises SourceError with the reason and the fix."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -96,7 +97,7 @@ def _download(model_id: str, revision: str | None, allow_pickle: bool) -> tuple[
         RevisionNotFoundError,
     )
 
-    patterns = _HUB_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else [])
+    patterns = _HUB_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else []) + (["*.py"] if trust_remote_code else [])
     offline = _hub_offline()
     try:
         folder = Path(snapshot_download(model_id, revision=revision, allow_patterns=patterns,
@@ -139,7 +140,7 @@ def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = Fal
     elif model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise SourceError(f"model folder {model!r} does not exist", "check the path")
     else:
-        folder, resolved, origin = _download(model, revision, allow_pickle)
+        folder, resolved, origin = _download(model, revision, allow_pickle, trust_remote_code)
 
     config_path = folder / "config.json"
     if not config_path.is_file():

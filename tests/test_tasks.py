@@ -130,3 +130,7 @@ def test_unsupported_pooling_mode_is_refused(tmp_path):
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UsageError, match="weightedmean"):
         TASKS.get("feature-extraction")(resolve(str(folder)))
+    cfg.update(pooling_mode_mean_tokens=True, pooling_mode_max_tokens=True, pooling_mode_weightedmean_tokens=False)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UsageError, match="concatenates several poolings"):
+        TASKS.get("feature-extraction")(resolve(str(folder)))

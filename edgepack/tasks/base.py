@@ -19,6 +19,7 @@ class Task:
     name: str
     optimum_task: str  # the task name optimum's exporter knows
     auto_model: str  # the transformers Auto class that loads the source model
+    accuracy_details: tuple[str, ...] = ()  # the figures `compare` may report, which recipes can gate on
     output_name: str  # the artifact output the task reads
 
     def __init__(self, source):

@@ -30,6 +30,8 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 class FeatureExtraction(Task):
     optimum_task = "feature-extraction"
     auto_model = "AutoModel"
+    accuracy_details = ("cosine_mean", "cosine_p1", "cosine_min", "probe_agreement", "probe_accuracy_source",
+                        "probe_accuracy_artifact")
 
     # sentence-transformers modules this task reproduces; others (Dense, ...) would change the embeddings.
     SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -43,12 +45,14 @@ class FeatureExtraction(Task):
             if kind not in self.SUPPORTED_MODULES:
                 raise UsageError(f"{source.model_id!r} uses the sentence-transformers module {kind}, which edgepack "
                                  "does not reproduce yet", f"supported: {', '.join(self.SUPPORTED_MODULES)}")
-        cfg = self._pooling_config()
-        unsupported = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v
-                       and k not in dict(self.POOLING_MODES)]
+        enabled = [k for k, v in self._pooling_config().items() if k.startswith("pooling_mode") and v]
+        unsupported = [k for k in enabled if k not in dict(self.POOLING_MODES)]
         if unsupported:
             raise UsageError(f"{source.model_id!r} uses {unsupported[0]}, which edgepack does not reproduce yet",
                              "supported: cls, max, mean, mean_sqrt_len pooling")
+        if len(enabled) > 1:  # sentence-transformers concatenates them
+            raise UsageError(f"{source.model_id!r} concatenates several poolings ({', '.join(enabled)}), which "
+                             "edgepack does not reproduce yet", "supported: one pooling mode")
 
     def _modules(self) -> list[dict]:
         path = self.source.path / "modules.json"

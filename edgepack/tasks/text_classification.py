@@ -12,6 +12,7 @@ from .base import Accuracy, Task
 class TextClassification(Task):
     optimum_task = "text-classification"
     auto_model = "AutoModelForSequenceClassification"
+    accuracy_details = ("top1_agreement", "accuracy_source", "accuracy_artifact")
     output_name = "logits"
 
     @classmethod
