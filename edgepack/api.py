@@ -18,7 +18,8 @@ from .manifest import write as write_manifest
 from .progress import Progress
 from .registry import TARGETS, TASKS
 from .report import ArtifactResult, Report, to_markdown
-from .source import count_parameters, resolve
+from .source import Source, count_parameters, resolve
+from .tasks.base import Task
 
 
 @dataclass
@@ -74,15 +75,15 @@ def _check_out(out: Path, force: bool) -> None:
 class Plan:
     """Everything `pack` will do, resolved and validated before any heavy work or any write."""
 
-    source: object
-    task: object
+    source: Source
+    task: Task
     recipe: Recipe | None
-    targets: list
+    targets: list[type]
     precisions: list[str]
     dataset: data_mod.Dataset
     sequence_length: int
     gates: Gates
-    profiles: list
+    profiles: list[devices_mod.DeviceProfile]
     threads: int
 
 
@@ -94,13 +95,7 @@ def plan(model: str, options: PackOptions) -> Plan:
     if options.task:
         TASKS.get(options.task)
     profiles = [devices_mod.load_profile(d) for d in options.devices or (recipe.devices if recipe else [])]
-    targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
-    precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
-    for target in targets:
-        bad = [p for p in precisions if p not in target.precisions]
-        if bad:
-            raise UsageError(f"target {target.name!r} has no precision {bad[0]!r}",
-                             f"choose from: {', '.join(target.precisions)}")
+    targets, precisions = _targets(options, recipe)
     dataset = _load_data(options.data, options) if options.data else None
 
     source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
@@ -110,7 +105,9 @@ def plan(model: str, options: PackOptions) -> Plan:
         from .tasks import detect_task
 
         task_name = detect_task(source)
-    recipe = recipe or load_recipe(None, task_name)
+    if recipe is None:  # the task's default recipe supplies what the options leave open
+        recipe = load_recipe(None, task_name)
+        targets, precisions = _targets(options, recipe)
     if options.recipe and recipe.task != task_name:
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
@@ -136,6 +133,17 @@ def plan(model: str, options: PackOptions) -> Plan:
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions, dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
+
+
+def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, list[str]]:
+    targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
+    precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
+    for target in targets:
+        bad = [p for p in precisions if p not in target.precisions]
+        if bad:
+            raise UsageError(f"target {target.name!r} has no precision {bad[0]!r}",
+                             f"choose from: {', '.join(target.precisions)}")
+    return targets, precisions
 
 
 def _load_data(spec: DataSpec, options: PackOptions) -> data_mod.Dataset:
