@@ -49,7 +49,7 @@ def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, r
             calls[name] = (lambda s: lambda: s.run(feed))(session)
         else:
             tfeed = {k: torch.from_numpy(v) for k, v in feed.items()}
-            calls[name] = (lambda m: lambda: m(**tfeed))(target)
+            calls[name] = (lambda m, f: lambda: m(**f))(target, tfeed)
     times = {name: [] for name in calls}
     order = list(calls)
     shuffle = random.Random(seed).shuffle

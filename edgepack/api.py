@@ -208,15 +208,12 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         for precision in p.precisions:
             result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
             results.append(result)
-            stage = "build"
             try:
-                for stage in _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs,
-                                             progress):
-                    pass
-            except Exception as exc:  # noqa: BLE001 - a failed artifact is reported, not shipped; the others go on
+                _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
+            except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
                 (tmp / result.path).unlink(missing_ok=True)
                 result.path, result.sha256, result.size_bytes = None, None, None
-                result.checks.append(Check(stage, False, one_line(exc)))
+                result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
                 continue
             manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
                                        "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
@@ -240,47 +237,56 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
     return report
 
 
+class _ArtifactFailed(Exception):
+    def __init__(self, stage: str):
+        super().__init__(stage)
+        self.stage = stage
+
+
 def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, result: ArtifactResult, tmp: Path,
-                    reference, timing_inputs: dict, progress: Progress):
-    """Build one artifact and run every check on the file itself, filling `result`. Yields the name of each stage
-    as it starts, so that the caller can say which one failed."""
+                    reference, timing_inputs: dict, progress: Progress) -> None:
+    """Build one artifact and run every check on the file itself, filling `result`. Any failure is raised as
+    _ArtifactFailed naming the stage, with the toolchain's exception as its cause."""
     from .bench import accuracy, latency
 
     path, label = tmp / result.path, f"{result.target}/{result.precision}"
-    yield "build"
-    progress.stage(f"{label}: building")
-    result.settings = target.build(result.precision, exported, path)
-    result.checks.append(Check("format check", True, target.check(path)))
-    result.sha256, result.size_bytes = sha256(path), path.stat().st_size
+    stage = "build"
+    try:
+        progress.stage(f"{label}: building")
+        result.settings = target.build(result.precision, exported, path)
+        result.checks.append(Check("format check", True, target.check(path)))
+        result.sha256, result.size_bytes = sha256(path), path.stat().st_size
 
-    yield "accuracy run"
-    with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
-        outputs = accuracy.artifact_outputs(path, p.task, p.dataset.texts, p.sequence_length, p.threads, step)
-    acc = p.task.compare(reference, outputs, p.dataset.labels)
-    result.accuracy = {"metric": acc.metric, "value": acc.value, "drop": acc.drop, "details": acc.details}
+        stage = "accuracy run"
+        with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
+            outputs = accuracy.artifact_outputs(path, p.task, p.dataset.texts, p.sequence_length, p.threads, step)
+        acc = p.task.compare(reference, outputs, p.dataset.labels)
+        result.accuracy = {"metric": acc.metric, "value": acc.value, "drop": acc.drop, "details": acc.details}
 
-    yield "latency run"
-    progress.stage(f"{label}: timing ({options.runs} runs, {p.threads} threads)")
-    host = latency.measure(path, timing_inputs, p.threads, options.warmup, options.runs)
-    result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
-    result.memory_mb = host["memory_mb"]
-    size_mb = result.size_bytes / 1e6
-    result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
-    result.notes += unmeasured(p.gates, acc)
+        stage = "latency run"
+        progress.stage(f"{label}: timing ({options.runs} runs, {p.threads} threads)")
+        host = latency.measure(path, timing_inputs, p.threads, options.warmup, options.runs)
+        result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
+        result.memory_mb = host["memory_mb"]
+        size_mb = result.size_bytes / 1e6
+        result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
+        result.notes += unmeasured(p.gates, acc)
 
-    yield "device estimate"
-    if p.profiles:
-        names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
-        costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
-    for profile in p.profiles:
-        est = devices_mod.estimate_latency(costs, profile)
-        fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
-        checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
-        result.checks += checks
-        result.latency_ms["devices"][profile.name] = {
-            "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
-            "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
-            "by_class": est.by_class, "note": est.note}
+        stage = "device estimate"
+        if p.profiles:
+            names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
+            costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+        for profile in p.profiles:
+            est = devices_mod.estimate_latency(costs, profile)
+            fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
+            checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
+            result.checks += checks
+            result.latency_ms["devices"][profile.name] = {
+                "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
+                "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
+                "by_class": est.by_class, "note": est.note}
+    except Exception as exc:  # noqa: BLE001 - any toolchain failure fails this artifact only
+        raise _ArtifactFailed(stage) from exc
 
 
 # ---- inspect ------------------------------------------------------------------------------------------------------

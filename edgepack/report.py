@@ -69,7 +69,7 @@ def _fmt(value, spec: str = ".1f", none: str = "-") -> str:
 
 def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The headline table: one row per artifact."""
-    header = ["target", "precision", "size MB", f"accuracy vs source", "host p50/p90 ms"]
+    header = ["target", "precision", "size MB", "accuracy vs source", "host p50/p90 ms"]
     header += [f"{d} est. ms" for d in report.devices] + ["result"]
     rows = []
     for a in report.artifacts:

@@ -221,6 +221,31 @@ def test_export_failure_is_reported_not_raised(run_cli, tiny_embedder, tweets_cs
     assert "FAILED onnx/fp32: export" in stderr
 
 
+def test_one_artifact_failing_late_does_not_stop_the_others(run_cli, tiny_embedder, tweets_csv, tmp_path,
+                                                             monkeypatch):
+    from edgepack.bench import latency
+
+    real = latency.measure
+
+    def flaky(path, *args, **kwargs):
+        if "fp16" in path.name:
+            raise RuntimeError("runtime crashed")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(latency, "measure", flaky)
+    out = tmp_path / "out"
+    code, _, _ = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", out, *FAST)
+    report = json.loads((out / "report.json").read_text())
+    by = {a["precision"]: a for a in report["artifacts"]}
+    assert code == 1 and by["fp32"]["passed"] and by["int8-dynamic"]["passed"]
+    fp16 = by["fp16"]
+    assert fp16["path"] is None and fp16["sha256"] is None and fp16["size_bytes"] is None
+    assert fp16["checks"][-1] == {"name": "latency run", "passed": False, "detail": "RuntimeError: runtime crashed"}
+    assert not (out / "onnx" / "model-fp16.onnx").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [a["precision"] for a in manifest["artifacts"]] == ["fp32", "int8-dynamic"]
+
+
 def test_bare_commands_show_help(run_cli):
     for args in ([], ["devices"], ["recipes"]):
         code, stdout, _ = run_cli(*args)
