@@ -91,6 +91,15 @@ class _Value:
         return self.numel * self.dtype.itemsize
 
 
+def count_costs(path: str | Path, inputs: dict[str, np.ndarray], signature: str | None = None) -> list[OpCost]:
+    """Cost one run of the model file at `path` on `inputs`, whatever its format. `signature` picks one entry point
+    of a multi-signature file (TFLite sequence buckets). Formats without a cost counter raise NotImplementedError."""
+    suffix = Path(path).suffix
+    if suffix == ".onnx":
+        return count_onnx_costs(path, inputs)
+    raise NotImplementedError(f"no cost counter for {suffix} files yet")
+
+
 def count_onnx_costs(onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> list[OpCost]:
     """Cost every node of the graph at `onnx_path` for one run on `inputs` (the model's feeds, by name)."""
     values, model = _run_for_shapes(Path(onnx_path), inputs)
