@@ -13,12 +13,14 @@ from .bench.latency import cpu_name
 from .config import DataSpec, Gates, Recipe, list_names, load_named
 from .errors import ExportError, UsageError, one_line
 from .gates import Check, device_checks, gate_checks, unmeasured
-from .manifest import sha256
+from .manifest import remove, sha256, size_of
 from .manifest import write as write_manifest
 from .progress import Progress
+from .costs import count_costs
 from .registry import TARGETS, TASKS
 from .report import ArtifactResult, Report, to_markdown
 from .source import Source, count_parameters, resolve
+from .targets import ExportSettings, sequence_buckets
 from .tasks.base import Task
 
 
@@ -79,7 +81,8 @@ class Plan:
     task: Task
     recipe: Recipe | None
     targets: list[type]
-    precisions: list[str]
+    precisions: dict[str, list[str]]  # per target: the requested precisions it builds
+    requested_precisions: list[str]
     dataset: data_mod.Dataset
     sequence_length: int
     gates: Gates
@@ -96,6 +99,8 @@ def plan(model: str, options: PackOptions) -> Plan:
         TASKS.get(options.task)
     profiles = [devices_mod.load_profile(d) for d in options.devices or (recipe.devices if recipe else [])]
     targets, precisions = _targets(options, recipe)
+    for target in targets:  # a missing optional toolchain is a usage error, before any download
+        target.require()
     dataset = _load_data(options.data, options) if options.data else None
 
     source = resolve(model, options.revision, allow_pickle=options.allow_pickle,
@@ -108,6 +113,8 @@ def plan(model: str, options: PackOptions) -> Plan:
     if recipe is None:  # the task's default recipe supplies what the options leave open
         recipe = load_recipe(None, task_name)
         targets, precisions = _targets(options, recipe)
+        for target in targets:
+            target.require()
     if options.recipe and recipe.task != task_name:
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
@@ -130,20 +137,24 @@ def plan(model: str, options: PackOptions) -> Plan:
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
-    return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions, dataset=dataset,
+    return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
+                requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
 
 
-def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, list[str]]:
+def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, dict[str, list[str]]]:
+    """The targets, and per target the requested precisions it builds. Each target builds the subset it supports
+    (Core ML has no dynamic int8; ONNX no palettization); a precision no requested target builds is an error."""
     targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
     precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
-    for target in targets:
-        bad = [p for p in precisions if p not in target.precisions]
-        if bad:
-            raise UsageError(f"target {target.name!r} has no precision {bad[0]!r}",
-                             f"choose from: {', '.join(target.precisions)}")
-    return targets, precisions
+    for precision in precisions:
+        if not any(precision in target.precisions for target in targets):
+            offered = sorted({p for target in targets for p in target.precisions})
+            names = ", ".join(t.name for t in targets)
+            raise UsageError(f"no requested target ({names}) has precision {precision!r}",
+                             f"choose from: {', '.join(offered)}")
+    return targets, {t.name: [p for p in precisions if p in t.precisions] for t in targets}
 
 
 def _load_data(spec: DataSpec, options: PackOptions) -> data_mod.Dataset:
@@ -193,31 +204,40 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
     (tmp / "tokenizer").mkdir()
     p.task.save_preprocessor(tmp / "tokenizer")
 
+    settings = ExportSettings(
+        sequence_length=p.sequence_length, opset=options.opset,
+        buckets=sequence_buckets(p.recipe.sequence_buckets if p.recipe else [], p.sequence_length),
+        calibration=[p.task.encode([text], p.sequence_length) for text in p.dataset.texts[:100]])
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
+    notes: list[str] = []
     for target_cls in p.targets:
         target = target_cls(work)
-        progress.stage(f"Exporting to {target_cls.name} with optimum")
+        skipped = [x for x in p.requested_precisions if x not in p.precisions[target_cls.name]]
+        if skipped:
+            notes.append(f"{target_cls.name}: no {', '.join(skipped)} (the target offers "
+                         f"{', '.join(target_cls.precisions)})")
+        progress.stage(f"Exporting to {target_cls.name}")
         try:
-            exported = target.export(p.source, p.task, options.opset)
+            exported = target.export(p.source, p.task, settings)
         except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
             results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))])
-                        for precision in p.precisions]
+                        for precision in p.precisions[target_cls.name]]
             continue
         (tmp / target_cls.name).mkdir()
-        for precision in p.precisions:
+        for precision in p.precisions[target_cls.name]:
             result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
             results.append(result)
             try:
                 _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
             except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
-                (tmp / result.path).unlink(missing_ok=True)
+                remove(tmp / result.path)
                 result.path, result.sha256, result.size_bytes = None, None, None
                 result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
                 continue
             manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
                                        "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
-                                       "output_meaning": p.task.describe_output()})
+                                       "output_meaning": p.task.describe_output(), **result.deployment})
     shutil.rmtree(work)
 
     report = Report(
@@ -228,7 +248,8 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         devices=[d.name for d in p.profiles], gates=p.gates.model_dump(),
         host={"cpu": cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
-        notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})"],
+        notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
+               *notes],
         edgepack_version=__version__)
     (tmp / "report.json").write_text(report.to_json())
     (tmp / "report.md").write_text(to_markdown(report))
@@ -255,7 +276,16 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         progress.stage(f"{label}: building")
         result.settings = target.build(result.precision, exported, path)
         result.checks.append(Check("format check", True, target.check(path)))
-        result.sha256, result.size_bytes = sha256(path), path.stat().st_size
+        result.sha256, result.size_bytes = sha256(path), size_of(path)
+        size_mb = result.size_bytes / 1e6
+        result.deployment = getattr(target, "deployment", lambda precision: {})(result.precision)
+
+        why_not = target.runs_here() if hasattr(target, "runs_here") else None
+        if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
+            result.not_run = why_not
+            result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured")
+            result.checks += gate_checks(p.gates, None, None, size_mb, None)
+            return
 
         stage = "accuracy run"
         with progress.bar(len(p.dataset.texts), f"{label}: accuracy") as step:
@@ -268,23 +298,29 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         host = latency.measure(path, timing_inputs, p.threads, options.warmup, options.runs)
         result.latency_ms["host"] = {k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")}
         result.memory_mb = host["memory_mb"]
-        size_mb = result.size_bytes / 1e6
         result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
         result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
+        costs = None
         if p.profiles:
             names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
-            costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+            try:
+                costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+            except NotImplementedError as exc:
+                result.notes.append(f"no device estimate: {exc}")
         for profile in p.profiles:
-            est = devices_mod.estimate_latency(costs, profile)
+            est = devices_mod.estimate_latency(costs, profile) if costs is not None else None
             fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
-            checks = device_checks(profile.name, est.estimate_ms, size_mb, host["memory_mb"], profile.budgets, fit)
+            checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
+                                   profile.budgets, fit)
             result.checks += checks
             result.latency_ms["devices"][profile.name] = {
                 "estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "threads": est.threads,
                 "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
-                "by_class": est.by_class, "note": est.note}
+                "by_class": est.by_class, "note": est.note} if est else {
+                "estimate": None, "budget": profile.budgets.max_latency_ms, "passed": all(c.passed for c in checks),
+                "note": "no cost model for this format"}
     except Exception as exc:  # noqa: BLE001 - any toolchain failure fails this artifact only
         raise _ArtifactFailed(stage) from exc
 

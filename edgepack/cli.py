@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -184,6 +185,10 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> None:
     """The single error boundary: EdgepackError -> one line and its exit code; EDGEPACK_DEBUG=1 shows tracebacks."""
     signal.signal(signal.SIGTERM, _terminate)
+    # Toolchains imported on the way (torchao via transformers, torch.export) log warnings about their own builds.
+    for name in ("torchao", "torch.utils._pytree", "coremltools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's and XLA's C++ info lines
     try:
         cli.main(args=argv, prog_name="edgepack", standalone_mode=False)
     except click.exceptions.Abort:

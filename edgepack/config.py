@@ -107,7 +107,10 @@ class DataSpec(Strict):
     seed: int = 0
 
 
-Precision = Literal["fp32", "fp16", "int8-dynamic"]
+# What each name means is the target's to say (targets/*.py); every target builds the subset it supports.
+#   int8-dynamic: int8 weights, activations quantized at run time; int8-weight / int4-weight: weight-only, float math;
+#   int8-static: full integer, activations calibrated on data; int4-palettized: 16-entry lookup tables (Core ML).
+Precision = Literal["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static", "int4-palettized"]
 
 
 class Recipe(Strict):
@@ -118,6 +121,9 @@ class Recipe(Strict):
     targets: list[str] = ["onnx"]
     precisions: list[Precision] = ["fp32", "fp16", "int8-dynamic"]
     sequence_length: int = Field(default=128, gt=0, le=8192)
+    # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
+    # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
+    sequence_buckets: list[int] = []
     data: DataSpec | None = None
     gates: Gates = Gates()
     devices: list[str] = []

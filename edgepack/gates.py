@@ -12,8 +12,9 @@ class Check:
     detail: str
 
 
-def _limit(name: str, value: float, limit: float | None, unit: str, fmt: str = ".2f", what: str = "") -> Check | None:
-    if limit is None:
+def _limit(name: str, value: float | None, limit: float | None, unit: str, fmt: str = ".2f",
+           what: str = "") -> Check | None:
+    if limit is None or value is None:  # no gate, or not measured here (the report's notes say why)
         return None
     passed = value <= limit
     unit = f" {unit}" if unit else ""
@@ -21,15 +22,15 @@ def _limit(name: str, value: float, limit: float | None, unit: str, fmt: str = "
     return Check(name, passed, f"{what}{value:{fmt}}{unit} vs limit {limit:{fmt}}{unit}: {verdict}")
 
 
-def gate_checks(gates, accuracy, p50_ms: float, size_mb: float, memory_mb: float) -> list[Check]:
-    """The user's and the recipe's gates on one artifact. `accuracy` is the task's Accuracy."""
+def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb: float | None) -> list[Check]:
+    """The user's and the recipe's gates on one artifact. `accuracy` is the task's Accuracy (None: not run)."""
     checks = [
-        _limit("max_accuracy_drop", accuracy.drop, gates.max_accuracy_drop, "", ".4f", "drop "),
+        _limit("max_accuracy_drop", accuracy and accuracy.drop, gates.max_accuracy_drop, "", ".4f", "drop "),
         _limit("max_latency_ms", p50_ms, gates.max_latency_ms, "ms", what="host p50 "),
         _limit("max_size_mb", size_mb, gates.max_size_mb, "MB"),
         _limit("max_memory_mb", memory_mb, gates.max_memory_mb, "MB"),
     ]
-    for name, minimum in gates.min_accuracy.items():
+    for name, minimum in gates.min_accuracy.items() if accuracy else ():
         value = accuracy.details.get(name)
         if value is None:  # e.g. the probe needs labels; `unmeasured` tells the report
             continue
@@ -39,7 +40,7 @@ def gate_checks(gates, accuracy, p50_ms: float, size_mb: float, memory_mb: float
     return [c for c in checks if c is not None]
 
 
-def device_checks(device: str, estimate_ms: float, size_mb: float, memory_mb: float, budgets, fit: dict) -> list[Check]:
+def device_checks(device: str, estimate_ms: float | None, size_mb: float, memory_mb: float, budgets, fit: dict) -> list[Check]:
     checks = [
         _limit(f"{device}: latency budget", estimate_ms, budgets.max_latency_ms, "ms", what="estimate "),
         _limit(f"{device}: size budget", size_mb, budgets.max_size_mb, "MB"),

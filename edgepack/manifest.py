@@ -11,15 +11,38 @@ from pathlib import Path
 
 from .licenses import commercial_use
 
-_VERSIONED = ("edgepack", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "numpy")
+_VERSIONED = ("edgepack", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "numpy",
+              "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "coremltools")
 
 
 def sha256(path: Path) -> str:
+    """Of a file; of a folder artifact (a Core ML .mlpackage), over its files' relative paths and contents."""
+    path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    files = [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file()] \
+        if path.is_dir() else [("", path)]
+    for name, file in files:
+        digest.update(name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def remove(path: Path) -> None:
+    """Delete a file or folder artifact, if there."""
+    path = Path(path)
+    if path.is_dir():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def versions() -> dict[str, str | None]:

@@ -44,5 +44,6 @@ class Registry(Generic[T]):
 
 
 TASKS: Registry = Registry("task", ["edgepack.tasks.feature_extraction", "edgepack.tasks.text_classification"])
-TARGETS: Registry = Registry("target", ["edgepack.targets.onnx"])
-RUNTIMES: Registry = Registry("runtime", ["edgepack.runtimes.onnxruntime"])
+TARGETS: Registry = Registry("target", ["edgepack.targets.onnx", "edgepack.targets.tflite", "edgepack.targets.coreml"])
+RUNTIMES: Registry = Registry("runtime", ["edgepack.runtimes.onnxruntime", "edgepack.runtimes.litert",
+                                         "edgepack.runtimes.coreml"])

@@ -19,6 +19,8 @@ class ArtifactResult:
     latency_ms: dict = field(default_factory=lambda: {"host": None, "devices": {}})
     memory_mb: float | None = None
     settings: dict = field(default_factory=dict)
+    deployment: dict = field(default_factory=dict)  # e.g. Core ML's minimum OS versions
+    not_run: str | None = None  # why the artifact could not be executed on this host (only its file was checked)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -74,13 +76,15 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     rows = []
     for a in report.artifacts:
         acc = a.accuracy
-        accuracy = f"{acc['metric']} {acc['value']:.4f}" if acc else "-"
+        unrun = "not run here" if a.not_run else "-"
+        accuracy = f"{acc['metric']} {acc['value']:.4f}" if acc else unrun
         host = a.latency_ms.get("host")
-        timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else "-"
+        timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else unrun
         row = [a.target, a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6), accuracy, timing]
         for d in report.devices:
             est = a.latency_ms["devices"].get(d)
-            row.append(f"{est['estimate']:.1f} ({est['low']:.0f}-{est['high']:.0f})" if est else "-")
+            ok = est and est.get("estimate") is not None
+            row.append(f"{est['estimate']:.1f} ({est['low']:.0f}-{est['high']:.0f})" if ok else "-")
         row.append("pass" if a.passed else "FAIL")
         rows.append(row)
     return header, rows
@@ -103,6 +107,9 @@ def to_markdown(report: Report) -> str:
         lines += ["", f"## {a.target} / {a.precision}", ""]
         if a.path:
             lines.append(f"File `{a.path}`, {a.size_bytes:,} bytes, sha256 `{a.sha256}`.")
+        if a.not_run:
+            ran = ", ".join(c.name for c in a.checks)
+            lines.append(f"Checked on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
         if a.accuracy:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in a.accuracy["details"].items())

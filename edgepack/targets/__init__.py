@@ -3,15 +3,48 @@
 One file per target, registered with `@TARGETS.register(name)`; heavy toolchains are imported inside methods.
 """
 
+from __future__ import annotations
+
 import contextlib
+import importlib
+import io
 import logging
 import warnings
+from dataclasses import dataclass, field
+
+from ..errors import MissingExtra
+
+
+@dataclass
+class ExportSettings:
+    """What every target's export may need from the plan."""
+
+    sequence_length: int
+    buckets: list[int]  # fixed-shape targets: one entry point per sequence length
+    opset: int | None = None
+    calibration: list = field(default_factory=list)  # samples for full-integer calibration (task inputs)
+
+
+def sequence_buckets(requested: list[int], sequence_length: int) -> list[int]:
+    """The recipe's buckets up to `sequence_length` (always included), or powers of two from 16."""
+    buckets = requested or [2 ** k for k in range(4, 14)]
+    return sorted({b for b in buckets if b < sequence_length} | {sequence_length})
+
+
+def require(what: str, extra: str, *modules: str) -> None:
+    """Import the toolchain a target needs, or say which extra installs it."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtra(f"{what} ({module})", extra) from exc
 
 
 @contextlib.contextmanager
 def quiet_toolchain():
     """Exporters and quantizers warn at length about things edgepack checks itself; keep the terminal readable."""
-    loggers = [logging.getLogger(name) for name in ("", "optimum", "onnxruntime")]
+    loggers = [logging.getLogger(name) for name in ("", "optimum", "onnxruntime", "coremltools",
+                                                        "absl", "jax", "torch._export", "torch.export")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
@@ -23,7 +56,9 @@ def quiet_toolchain():
     except ImportError:  # pragma: no cover - transformers is a core dependency
         hf_logging = None
     try:
-        with warnings.catch_warnings():
+        # Converters and quantizers also print progress bars and summaries of their own; the report has the numbers.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

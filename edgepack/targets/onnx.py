@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import quiet_toolchain
+from . import ExportSettings, quiet_toolchain
 
 SMOOTHING_ALPHA = 0.65  # 0.5 (SmoothQuant's default) was worse than no smoothing on MiniLM; 0.65-0.85 all work
 # Each inserted Mul costs ~1% of MiniLM's int8 latency; outlier-free activations (max/median channel range < 10)
@@ -40,7 +40,11 @@ class OnnxTarget:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
         return None
 
-    def export(self, source, task, opset: int | None = None) -> Path:
+    @staticmethod
+    def require() -> None:
+        """onnx, onnxruntime and optimum are core dependencies."""
+
+    def export(self, source, task, settings: ExportSettings) -> Path:
         """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
         artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
         import onnx
@@ -50,7 +54,7 @@ class OnnxTarget:
         out = self.workdir / "onnx-export"
         try:
             with quiet_toolchain():
-                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=opset,
+                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=settings.opset,
                             library_name="transformers", do_validation=False,
                             trust_remote_code=source.trust_remote_code, local_files_only=True)
         except Exception as exc:  # the exporter's own errors are long stack traces; keep the last line

@@ -95,12 +95,36 @@ class Task:
     def compare(self, reference: np.ndarray, candidate: np.ndarray, labels: list[str] | None) -> Accuracy:
         raise NotImplementedError
 
-    def _load_torch(self, auto_class):
+    # --- what targets that convert from PyTorch (TFLite, Core ML) take ---
+    input_names: tuple[str, ...] = ("input_ids", "attention_mask")  # the artifact's inputs, int32
+
+    def torch_module(self):
+        """The source model with the task's post-processing built in: named int32 inputs -> {output: tensor}."""
+        import transformers
+
+        from .torch_module import TextModule
+
+        # Eager attention: the converters lower its plain matmul + softmax; fused SDPA kernels they may not.
+        model = self._load_torch(getattr(transformers, self.auto_model), attn_implementation="eager")
+        return TextModule(model, self.torch_head(), self.artifact_output).eval()
+
+    artifact_output: str  # the output name of artifacts converted from PyTorch
+
+    def torch_head(self):
+        """The task's post-processing of the PyTorch model's raw output, as a torch module (raw, mask) -> tensor."""
+        raise NotImplementedError
+
+    def sample_inputs(self, length: int) -> dict:
+        from .torch_module import sample_ids
+
+        return sample_ids(self.input_names, length)
+
+    def _load_torch(self, auto_class, **kwargs):
         import torch
 
         torch.manual_seed(0)
         # The same weight file the exporter reads: safetensors whenever the folder has them.
         safetensors = self.source.weights[0].endswith(".safetensors")
         model = auto_class.from_pretrained(str(self.source.path), use_safetensors=safetensors, dtype=torch.float32,
-                                           trust_remote_code=self.source.trust_remote_code)
+                                           trust_remote_code=self.source.trust_remote_code, **kwargs)
         return model.eval()

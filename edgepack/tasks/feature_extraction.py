@@ -99,6 +99,13 @@ class FeatureExtraction(Task):
     def source_outputs(self, raw, feed):
         return self._finish(raw.last_hidden_state.numpy(), feed["attention_mask"])
 
+    artifact_output = "sentence_embedding"
+
+    def torch_head(self):
+        from .torch_module import Pooler
+
+        return Pooler(self.pooling, self.normalize)
+
     def _finish(self, hidden, mask):
         pooled = _pool(hidden.astype(np.float32), mask, self.pooling)
         return _normalize(pooled) if self.normalize else pooled

@@ -25,6 +25,13 @@ class TextClassification(Task):
     def source_outputs(self, raw, feed):
         return raw.logits.numpy()
 
+    artifact_output = "logits"
+
+    def torch_head(self):
+        from .torch_module import Logits
+
+        return Logits()
+
     def read_outputs(self, outputs, feed):
         return np.asarray(outputs["logits"], dtype=np.float32)
 

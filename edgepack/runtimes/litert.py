@@ -1,0 +1,94 @@
+"""LiteRT (ai-edge-litert's Interpreter, the maintained successor of tflite-runtime) on the CPU, XNNPACK delegate on,
+with a fixed thread count. A file with one signature per sequence-length bucket (`seq_16`, `seq_32`, ...) runs each
+input on the smallest bucket that fits, padded with 0 and attention mask 0, as an app on the device would."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MissingExtra, UsageError
+from ..registry import RUNTIMES
+
+_BUCKET = re.compile(r"^seq_(\d+)$")
+
+
+def pad_to(feed: dict[str, np.ndarray], length: int | None, names) -> dict[str, np.ndarray]:
+    """`feed` restricted to `names`, padded along the sequence axis to `length` (None: as is)."""
+    out = {}
+    for name in names:
+        value = np.asarray(feed[name])
+        if length is not None:
+            if value.shape[1] > length:
+                raise UsageError(f"input of {value.shape[1]} tokens is longer than the largest bucket ({length})")
+            value = np.pad(value, ((0, 0), (0, length - value.shape[1])))
+        out[name] = value
+    return out
+
+
+@RUNTIMES.register("litert")
+class LiteRtSession:
+    formats = (".tflite",)
+
+    def __init__(self, path: str | Path, threads: int):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise MissingExtra("running .tflite files (ai-edge-litert)", "tflite") from exc
+        self.threads = threads
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.signature_list = self.interpreter.get_signature_list()
+        buckets = {int(m.group(1)): name for name in self.signature_list if (m := _BUCKET.match(name))}
+        self.buckets = dict(sorted(buckets.items()))  # length -> signature name; empty for other models
+        self._runners: dict[str, object] = {}
+        self.input_names = list(self.signature_list[next(iter(self.signature_list))]["inputs"])
+        self.output_names = list(self.signature_list[next(iter(self.signature_list))]["outputs"])
+
+    @property
+    def buckets_or_names(self) -> list[str]:
+        return list(self.signature_list)
+
+    @staticmethod
+    def version() -> str:
+        import importlib.metadata
+
+        return importlib.metadata.version("ai-edge-litert")
+
+    def _runner(self, name: str):
+        if name not in self._runners:
+            self._runners[name] = self.interpreter.get_signature_runner(name)
+        return self._runners[name]
+
+    def signature_for(self, feed: dict[str, np.ndarray]) -> tuple[str, int | None]:
+        """The signature that runs `feed` and the length to pad it to."""
+        if not self.buckets:
+            return next(iter(self.signature_list)), None
+        length = next(iter(feed.values())).shape[1]
+        for bucket, name in self.buckets.items():
+            if length <= bucket:
+                return name, bucket
+        raise UsageError(f"input of {length} tokens is longer than the largest bucket ({max(self.buckets)})",
+                         "truncate the input, or rebuild with a larger sequence length")
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        name, length = self.signature_for({k: v for k, v in feed.items() if k in self.input_names})
+        runner = self._runner(name)
+        details = runner.get_input_details()
+        padded = pad_to(feed, length, self.input_names)
+        inputs = {k: v.astype(details[k]["dtype"], copy=False) for k, v in padded.items()}
+        return {k: np.asarray(v) for k, v in runner(**inputs).items()}
+
+    def describe(self) -> dict[str, dict]:
+        """Per signature: input and output names, dtypes and shapes."""
+        out = {}
+        for name in self.signature_list:
+            runner = self._runner(name)
+
+            def rows(details):
+                return [{"name": k, "dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape"]]}
+                        for k, d in sorted(details.items())]
+
+            out[name] = {"inputs": rows(runner.get_input_details()), "outputs": rows(runner.get_output_details())}
+        return dict(sorted(out.items(), key=lambda kv: int(m.group(1)) if (m := _BUCKET.match(kv[0])) else 0))

@@ -1,0 +1,174 @@
+"""TFLite (LiteRT): litert-torch converts from PyTorch, ai-edge-quantizer builds every compressed precision.
+
+litert-torch cannot export BERT-style models with a dynamic sequence axis, so a text model ships as one .tflite with
+one signature per sequence-length bucket (`seq_16`, `seq_32`, ...); the weights are shared between signatures
+(4 buckets of MiniLM: 1.01x the size of one). The runtime (runtimes/litert.py) picks the smallest bucket that fits.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError, one_line
+from ..registry import TARGETS
+from . import ExportSettings, quiet_toolchain, require
+from .torch_export import export_program, preflight
+
+# ai-edge-quantizer recipe per precision (fp16 and int8-static are built below). Chosen over litert-torch's PT2E
+# quantizer: PT2E dynamic int8 converts but fails at run time on BERT's EMBEDDING_LOOKUP (zero point != 0).
+QUANTIZER_RECIPES = {"int8-dynamic": "dynamic_wi8_afp32", "int8-weight": "weight_only_wi8_afp32",
+                     "int4-weight": "weight_only_wi4_afp32", "int8-static": "static_wi8_ai8"}
+CALIBRATION_SAMPLES = 100
+
+
+@TARGETS.register("tflite")
+class TfliteTarget:
+    precisions = ("fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static")
+    suffix = ".tflite"
+    runtime = "litert"
+    extra = "tflite"
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.task = None
+        self.settings: ExportSettings | None = None
+
+    @staticmethod
+    def require() -> None:
+        require("the tflite target", "tflite", "litert_torch", "ai_edge_litert.interpreter", "ai_edge_quantizer")
+
+    @staticmethod
+    def unsupported(source, task_name: str) -> str | None:
+        return None  # known only once the graph is traced: see export's preflight
+
+    def signatures(self) -> dict[str, int | None]:
+        """Signature name -> sequence length (None: the task's inputs have no sequence axis)."""
+        if "input_ids" in self.task.input_names:
+            return {f"seq_{n}": n for n in self.settings.buckets}
+        return {"serving_default": None}
+
+    def export(self, source, task, settings: ExportSettings) -> Path:
+        """Convert the fp32 model, one signature per bucket; returns the folder holding `model.tflite`."""
+        self.require()
+        import litert_torch
+        from litert_torch.backend import lowerings
+        from litert_torch.fx_infra import decomp, safe_run_decompositions
+
+        self.task, self.settings = task, settings
+        out = self.workdir / "tflite-export"
+        out.mkdir(parents=True, exist_ok=True)
+        module = task.torch_module()
+        samples = {name: task.sample_inputs(n or settings.sequence_length) for name, n in self.signatures().items()}
+        with quiet_toolchain():
+            # The same steps litert-torch takes before lowering; an op without a lowering is named here.
+            program = export_program(module, next(iter(samples.values())), "tflite", strict=True)
+            for table in (decomp.pre_convert_decomp(), decomp.pre_lower_decomp()):
+                program = safe_run_decompositions(program, table)
+            preflight(program, lambda node: lowerings.lookup(node.target) is not None, "tflite",
+                      "try --target onnx or coreml for this model")
+            try:
+                converter = None
+                for name, sample in samples.items():
+                    converter = (litert_torch if converter is None else converter).signature(
+                        name, module, sample_kwargs=sample)
+                converter.convert().export(str(out / "model.tflite"))
+            except Exception as exc:
+                raise ExportError(f"tflite conversion of {source.model_id} failed: {one_line(exc)}",
+                                  "try --target onnx or coreml") from exc
+        return out
+
+    def build(self, precision: str, exported: Path, dest: Path) -> dict:
+        base = exported / "model.tflite"
+        about = {"signatures": list(self.signatures()), "converter": "litert_torch.signature(...).convert()",
+                 "inputs": "int32" if "input_ids" in self.task.input_names else "float32"}
+        if precision == "fp32":
+            shutil.copyfile(base, dest)
+            return about
+        if precision not in QUANTIZER_RECIPES and precision != "fp16":
+            raise ExportError(f"tflite target has no precision {precision!r}")
+        from ai_edge_quantizer import quantizer, recipe
+
+        with quiet_toolchain():
+            if precision == "fp16":
+                used, qt = "FLOAT_CASTING 16-bit weights", quantizer.Quantizer(str(base), _fp16_recipe())
+            else:
+                used = QUANTIZER_RECIPES[precision]
+                qt = quantizer.Quantizer(str(base), getattr(recipe, used)())
+            calibration = None
+            if qt.need_calibration:
+                calibration = qt.calibrate(self._calibration_data())
+                about["calibration"] = {"samples": len(self.settings.calibration[:CALIBRATION_SAMPLES]),
+                                        "from": "the evaluation data (first samples)", "method": "min/max"}
+            qt.quantize(calibration).export_model(str(dest), overwrite=True)
+        stored = weight_bytes_by_dtype(dest)
+        # A recipe that matches no op quantizes nothing, silently: check the file, not the call.
+        if not any(dtype in stored for dtype in ("int8", "float16")):
+            raise ExportError(f"ai-edge-quantizer's {used} left every weight in float32",
+                              "this model has no op the recipe quantizes; try another precision")
+        return about | {"tool": f"ai_edge_quantizer ({used})", "weights_by_dtype_bytes": stored}
+
+    def _calibration_data(self) -> dict:
+        """Per signature, the calibration samples that fit it, at the bucket's length (as the runtime pads them)."""
+        from ..runtimes.litert import pad_to
+
+        samples = [{k: v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in feed.items()}
+                   for feed in self.settings.calibration[:CALIBRATION_SAMPLES]]
+        data = {}
+        for name, length in self.signatures().items():
+            rows = [pad_to(feed, length, self.task.input_names) for feed in samples
+                    if length is None or feed["input_ids"].shape[1] <= length]
+            data[name] = rows or [pad_to(samples[0], length, self.task.input_names)]
+        return data
+
+    @staticmethod
+    def check(path: Path) -> str:
+        from collections import Counter
+
+        from ..runtimes.litert import LiteRtSession
+
+        session = LiteRtSession(path, 1)
+        ops = Counter(op["op_name"] for op in session.interpreter._get_ops_details())  # private, but stable
+        top = ", ".join(f"{name} {n}" for name, n in ops.most_common(6))
+        return (f"LiteRT interpreter loaded and allocated every signature ({', '.join(session.buckets_or_names)}); "
+                f"{sum(ops.values())} ops: {top}")
+
+    @staticmethod
+    def inputs_outputs(path: Path) -> dict:
+        """Per signature and for the largest one (what an app must feed), names, dtypes and shapes."""
+        from ..runtimes.litert import LiteRtSession
+
+        signatures = LiteRtSession(path, 1).describe()
+        largest = list(signatures.values())[-1]
+        return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
+                "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
+                if len(signatures) > 1 or "seq_" in next(iter(signatures)) else "one signature"}
+
+
+def _fp16_recipe():
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+    from ai_edge_quantizer.recipe_manager import RecipeManager
+
+    manager = RecipeManager()
+    manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
+                                   algorithm_key=AlgorithmName.FLOAT_CASTING)
+    return manager.get_quantization_recipe()
+
+
+def weight_bytes_by_dtype(path: Path) -> dict[str, int]:
+    """Bytes of constant tensors (weights) per dtype as the interpreter holds them (int4 shows as int8): what the
+    quantizer really did."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    totals: dict[str, int] = {}
+    interpreter = Interpreter(model_path=str(path))
+    for tensor in interpreter.get_tensor_details():
+        try:
+            value = interpreter.get_tensor(tensor["index"])
+        except ValueError:  # activations hold no data before a run
+            continue
+        totals[tensor["dtype"].__name__] = totals.get(tensor["dtype"].__name__, 0) + int(value.nbytes)
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
