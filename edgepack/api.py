@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -133,6 +134,11 @@ def plan(model: str, options: PackOptions) -> Plan:
         if recipe is None or recipe.data is None:
             raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
         dataset = _load_data(recipe.data, options)
+    got = "image" if dataset.text_column == "image" else "text"
+    if got != task.data_kind:
+        raise UsageError(f"{task.name} evaluates on {task.data_kind} data, but {dataset.origin} holds {got}",
+                         "pass --data " + ("a folder of images (one subfolder per class)" if task.data_kind == "image"
+                                           else "a CSV or JSONL file with a text column"))
     seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
@@ -275,14 +281,16 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
     try:
         progress.stage(f"{label}: building")
         result.settings = target.build(result.precision, exported, path)
-        result.checks.append(Check("format check", True, target.check(path)))
+        found = target.check(path)  # one detail line, or (check name, detail) pairs; failures raise
+        result.checks += [Check(name, True, detail)
+                          for name, detail in ([("format check", found)] if isinstance(found, str) else found)]
         result.sha256, result.size_bytes = sha256(path), size_of(path)
         size_mb = result.size_bytes / 1e6
         result.deployment = getattr(target, "deployment", lambda precision: {})(result.precision)
 
         why_not = target.runs_here() if hasattr(target, "runs_here") else None
         if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
-            result.not_run = why_not
+            result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured")
             result.checks += gate_checks(p.gates, None, None, size_mb, None)
             return

@@ -116,7 +116,7 @@ Precision = Literal["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight"
 class Recipe(Strict):
     name: str
     description: str
-    task: Literal["feature-extraction", "text-classification"]
+    task: Literal["feature-extraction", "text-classification", "image-classification"]
     model: str | None = None
     targets: list[str] = ["onnx"]
     precisions: list[Precision] = ["fp32", "fp16", "int8-dynamic"]

@@ -37,7 +37,7 @@ def locate(spec: DataSpec) -> Path:
             raise DataError(f"evaluation data needs the Python package {spec.package!r}, which is not installed",
                             f"pip install {spec.package}, or pass --data FILE")
         path = Path(found.origin).parent / spec.path
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"data file {str(path)!r} not found", "check the path given to --data")
     return path
 
@@ -90,8 +90,27 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
     return next((lowered[name] for name in candidates if name in lowered), None)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _image_folder(path: Path, spec: DataSpec) -> Dataset:
+    """A folder of images; with subfolders, each subfolder's name is its images' label (the ImageFolder layout).
+    Samples are the image paths; the image task reads them."""
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    if spec.limit is not None and spec.limit < len(files):
+        keep = np.random.default_rng(spec.seed).choice(len(files), size=spec.limit, replace=False)
+        files = [files[i] for i in sorted(keep)]
+    labelled = all(f.parent != path for f in files)
+    labels = [f.parent.name for f in files] if labelled else None
+    return Dataset([str(f) for f in files], labels, str(path), "image", "folder" if labelled else None)
+
+
 def load(spec: DataSpec) -> Dataset:
     path = locate(spec)
+    if path.is_dir():
+        return _image_folder(path, spec)
     rows = _read_rows(path, spec.encoding)
     if not rows:
         raise DataError(f"{path}: no rows")

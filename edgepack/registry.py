@@ -43,7 +43,8 @@ class Registry(Generic[T]):
         return self._items[name]
 
 
-TASKS: Registry = Registry("task", ["edgepack.tasks.feature_extraction", "edgepack.tasks.text_classification"])
+TASKS: Registry = Registry("task", ["edgepack.tasks.feature_extraction", "edgepack.tasks.text_classification",
+                                   "edgepack.tasks.image_classification"])
 TARGETS: Registry = Registry("target", ["edgepack.targets.onnx", "edgepack.targets.tflite", "edgepack.targets.coreml"])
 RUNTIMES: Registry = Registry("runtime", ["edgepack.runtimes.onnxruntime", "edgepack.runtimes.litert",
                                          "edgepack.runtimes.coreml"])

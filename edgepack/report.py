@@ -109,7 +109,7 @@ def to_markdown(report: Report) -> str:
             lines.append(f"File `{a.path}`, {a.size_bytes:,} bytes, sha256 `{a.sha256}`.")
         if a.not_run:
             ran = ", ".join(c.name for c in a.checks)
-            lines.append(f"Checked on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
+            lines.append(f"Ran on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
         if a.accuracy:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in a.accuracy["details"].items())

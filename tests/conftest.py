@@ -126,3 +126,52 @@ def run_cli(capsys):
 
 
 PYTHON = sys.executable
+
+
+IMAGE_CLASSES = ("circle", "stripes", "noise")
+
+
+def build_tiny_cnn(folder: Path) -> Path:
+    """A tiny ResNet image classifier (convolutions, batch norm, pooling) with its image processor, 32x32 RGB."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
+                          num_labels=3, id2label=dict(enumerate(IMAGE_CLASSES)),
+                          label2id={n: i for i, n in enumerate(IMAGE_CLASSES)})
+    ResNetForImageClassification(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny test CNN\n")
+    return folder
+
+
+def write_images(folder: Path, per_class: int = 6) -> Path:
+    """PNG images in one subfolder per class (the ImageFolder layout), drawn from a fixed seed."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :40]
+    for label in IMAGE_CLASSES:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            if label == "circle":
+                base = (((yy - 20) ** 2 + (xx - 20) ** 2) < (8 + i) ** 2) * 200.0
+            elif label == "stripes":
+                base = ((xx // (2 + i % 3)) % 2) * 200.0
+            else:
+                base = rng.uniform(0, 255, (40, 40))
+            pixels = np.stack([base, base[::-1], base.T], axis=-1) + rng.normal(0, 10, (40, 40, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / label / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn(tmp_path_factory) -> Path:
+    return build_tiny_cnn(tmp_path_factory.mktemp("models") / "tiny-cnn")
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    return write_images(tmp_path_factory.mktemp("data") / "images")

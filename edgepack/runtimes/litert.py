@@ -28,6 +28,24 @@ def pad_to(feed: dict[str, np.ndarray], length: int | None, names) -> dict[str, 
     return out
 
 
+def _to_tensor(value: np.ndarray, detail: dict) -> np.ndarray:
+    """Cast to the input's dtype; a quantized input (full-integer models) takes float data as the app would
+    quantize it: round(x / scale) + zero point, saturated."""
+    dtype, (scale, zero_point) = np.dtype(detail["dtype"]), detail["quantization"]
+    if scale and value.dtype.kind == "f" and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.round(value / scale) + zero_point, info.min, info.max).astype(dtype)
+    return value.astype(dtype, copy=False)
+
+
+def _from_tensor(value: np.ndarray, detail: dict) -> np.ndarray:
+    """Quantized outputs back to float: (q - zero point) * scale."""
+    scale, zero_point = detail["quantization"]
+    if scale and value.dtype.kind in "iu":
+        return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return value
+
+
 @RUNTIMES.register("litert")
 class LiteRtSession:
     formats = (".tflite",)
@@ -77,8 +95,9 @@ class LiteRtSession:
         runner = self._runner(name)
         details = runner.get_input_details()
         padded = pad_to(feed, length, self.input_names)
-        inputs = {k: v.astype(details[k]["dtype"], copy=False) for k, v in padded.items()}
-        return {k: np.asarray(v) for k, v in runner(**inputs).items()}
+        inputs = {k: _to_tensor(v, details[k]) for k, v in padded.items()}
+        outputs = runner.get_output_details()
+        return {k: _from_tensor(np.asarray(v), outputs[k]) for k, v in runner(**inputs).items()}
 
     def describe(self) -> dict[str, dict]:
         """Per signature: input and output names, dtypes and shapes."""
@@ -88,7 +107,8 @@ class LiteRtSession:
 
             def rows(details):
                 return [{"name": k, "dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape"]]}
-                        for k, d in sorted(details.items())]
+                        | ({"quantization": {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}}
+                           if d["quantization"][0] else {}) for k, d in sorted(details.items())]
 
             out[name] = {"inputs": rows(runner.get_input_details()), "outputs": rows(runner.get_output_details())}
         return dict(sorted(out.items(), key=lambda kv: int(m.group(1)) if (m := _BUCKET.match(kv[0])) else 0))

@@ -98,15 +98,17 @@ class OnnxTarget:
 
         raw = exported / "raw" / "model.onnx"
         names = {i.name for i in onnx.load(str(raw), load_external_data=False).graph.input}
-        feeds = [{k: v for k, v in self.task.encode([text], 128).items() if k in names} for text in CALIBRATION_TEXTS]
-        fused_path = self.workdir / "fused.onnx"
-        fusion = fuse_transformer(raw, fused_path, self.task.source.config, feeds[:4])
-        if fusion is not None:
-            model = onnx.load(str(fused_path))
-            self._postprocess(model)
-        else:
-            model = onnx.load(str(exported / "model.onnx"))
-        smoothing = smooth_activations(model, feeds, SMOOTHING_ALPHA, SMOOTHING_MIN_OUTLIER_RATIO)
+        fusion, smoothing = None, "none (not a text model)"
+        model = onnx.load(str(exported / "model.onnx"))
+        if self.task.data_kind == "text":  # transformer fusions and activation smoothing are for text encoders
+            feeds = [{k: v for k, v in self.task.encode([text], 128).items() if k in names}
+                     for text in CALIBRATION_TEXTS]
+            fused_path = self.workdir / "fused.onnx"
+            fusion = fuse_transformer(raw, fused_path, self.task.source.config, feeds[:4])
+            if fusion is not None:
+                model = onnx.load(str(fused_path))
+                self._postprocess(model)
+            smoothing = smooth_activations(model, feeds, SMOOTHING_ALPHA, SMOOTHING_MIN_OUTLIER_RATIO)
         smoothed = self.workdir / "smoothed.onnx"
         onnx.save(model, str(smoothed))
         # MatMulConstBOnly: activation x activation products (attention scores) stay float.

@@ -97,6 +97,7 @@ class Task:
 
     # --- what targets that convert from PyTorch (TFLite, Core ML) take ---
     input_names: tuple[str, ...] = ("input_ids", "attention_mask")  # the artifact's inputs, int32
+    data_kind = "text"  # what the evaluation samples are: "text", or "image" (paths from an image folder)
 
     def torch_module(self):
         """The source model with the task's post-processing built in: named int32 inputs -> {output: tensor}."""

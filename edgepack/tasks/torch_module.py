@@ -55,3 +55,14 @@ class Logits(torch.nn.Module):
 def sample_ids(names: tuple[str, ...], length: int) -> dict[str, torch.Tensor]:
     """Shape-fixing sample inputs for export (values do not matter to the converters)."""
     return {name: torch.ones(1, length, dtype=torch.int32) for name in names}
+
+
+class ImageModule(torch.nn.Module):
+    """pixel_values (float32, preprocessed as the model's image processor does) in, {"logits": ...} out."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.model(pixel_values=pixel_values).logits}
