@@ -166,11 +166,16 @@ class CoreMlTarget:
                 errors[key] = _relative_error(value, big[key])
         by_name = len(errors)
         for key in [k for k in big if k not in errors]:
-            same_shape = [v for v in stored.values() if v.shape == big[key].shape]
-            if same_shape:
-                errors[key] = min(_channel_error(v, big[key]) for v in same_shape)
+            source = big[key]
+            best = min([_channel_error(v, source) for v in stored.values() if v.shape == source.shape] +
+                       # a table sliced to the input length and folded (position embeddings[:S])
+                       [_relative_error(v, source[:v.shape[-2]]) for v in stored.values()
+                        if source.ndim == 2 and v.ndim >= 2 and v.shape[-1] == source.shape[1]
+                        and v.size == v.shape[-2] * v.shape[-1] and v.shape[-2] < source.shape[0]], default=1.0)
+            if best <= tolerance:
+                errors[key] = best
         missing = [k for k in big if k not in errors]
-        # The pooler of an embedding model is unused by the task and dropped: tolerate a few absentees.
+        # Weights the task does not use (an embedding model's pooler) are dropped: tolerate a few absentees.
         if len(missing) > max(2, len(big) // 10):
             raise ExportError(f"{path.name}: {len(missing)} of {len(big)} source weights are not in the package "
                               f"(e.g. {missing[0].removeprefix('p_')})")
@@ -179,8 +184,10 @@ class CoreMlTarget:
         if worst > tolerance:
             raise ExportError(f"{path.name}: weight {worst_name.removeprefix('p_')} reads back with relative error "
                               f"{worst:.3g} (limit {tolerance:g} for this precision)")
-        found = f"{by_name} by name" + (f", {len(errors) - by_name} up to a per-channel scale (folded batch norm)"
+        found = f"{by_name} by name" + (f", {len(errors) - by_name} by value (folded batch norm or sliced table)"
                                         if len(errors) > by_name else "")
+        if missing:
+            found += f"; not in the package: {', '.join(k.removeprefix('p_') for k in missing)} (dropped as unused, or folded past recognition)"
         return f"{len(errors)} of {len(big)} ({found})", worst, worst_name.removeprefix("p_")
 
     @staticmethod
