@@ -154,12 +154,16 @@ def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, dict[st
     (Core ML has no dynamic int8; ONNX no palettization); a precision no requested target builds is an error."""
     targets = [TARGETS.get(t) for t in options.targets or (recipe.targets if recipe else ["onnx"])]
     precisions = options.precisions or (recipe.precisions if recipe else ["fp32", "fp16", "int8-dynamic"])
-    for precision in precisions:
+    for precision in options.precisions or ():  # asked for by name: some target must build it
         if not any(precision in target.precisions for target in targets):
             offered = sorted({p for target in targets for p in target.precisions})
             names = ", ".join(t.name for t in targets)
             raise UsageError(f"no requested target ({names}) has precision {precision!r}",
                              f"choose from: {', '.join(offered)}")
+    for target in targets:  # the recipe's defaults: each target builds those it has, but at least one
+        if not any(p in target.precisions for p in precisions):
+            raise UsageError(f"target {target.name!r} offers none of the precisions {', '.join(precisions)}",
+                             f"pass --precision, one of: {', '.join(target.precisions)}")
     return targets, {t.name: [p for p in precisions if p in t.precisions] for t in targets}
 
 
