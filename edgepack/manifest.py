@@ -20,9 +20,10 @@ def sha256(path: Path) -> str:
     path = Path(path)
     digest = hashlib.sha256()
     files = [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file()] \
-        if path.is_dir() else [("", path)]
+        if path.is_dir() else [(None, path)]
     for name, file in files:
-        digest.update(name.encode() + b"\0")
+        if name is not None:  # a plain file's hash stays what sha256sum prints
+            digest.update(name.encode() + b"\0")
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

@@ -265,7 +265,7 @@ BAD_INPUTS = {
     "unknown device": (["{model}", "--device", "toaster"], "unknown device 'toaster'"),
     "unknown recipe": (["{model}", "--recipe", "no-such-recipe"], "unknown recipe 'no-such-recipe'"),
     "malformed recipe field": (["{model}", "--recipe", "{bad_recipe}"], "field 'sequence_length'"),
-    "unknown precision": (["{model}", "--precision", "int3"], "no precision 'int3'"),
+    "unknown precision": (["{model}", "--precision", "int3"], "has precision 'int3'"),
     "unknown target": (["{model}", "--target", "tensorrt"], "unknown target 'tensorrt'"),
     "existing output": (["{model}", "--out", "{tmp}"], "already exists"),
     "pickled weights": (["{pickled}"], "--allow-pickle"),

@@ -14,8 +14,9 @@ TEXTS = [t for t, _ in SENTENCES]
 
 
 def test_every_registered_target_and_runtime_is_covered():
-    assert TARGETS.names() == ["onnx"] and RUNTIMES.names() == ["onnxruntime"]
-    assert runtime_for("model.onnx") == "onnxruntime"
+    # onnx here; tflite and coreml in test_tflite_coreml.py
+    assert TARGETS.names() == ["coreml", "onnx", "tflite"] and RUNTIMES.names() == ["coreml", "litert", "onnxruntime"]
+    assert [runtime_for(f"m.{s}") for s in ("onnx", "tflite", "mlpackage")] == ["onnxruntime", "litert", "coreml"]
 
 
 @pytest.fixture(scope="module", params=["feature-extraction", "text-classification"])

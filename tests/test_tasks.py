@@ -14,7 +14,8 @@ LABELS = [label for _, label in SENTENCES]
 
 
 def test_every_registered_task_is_covered():
-    assert set(TASKS.names()) == {"feature-extraction", "text-classification"}
+    # image-classification: tests/test_tflite_coreml.py (the tiny CNN through every target)
+    assert set(TASKS.names()) == {"feature-extraction", "text-classification", "image-classification"}
 
 
 def test_detects_tasks(tiny_embedder, tiny_classifier):

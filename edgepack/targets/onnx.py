@@ -44,7 +44,7 @@ class OnnxTarget:
     def require() -> None:
         """onnx, onnxruntime and optimum are core dependencies."""
 
-    def export(self, source, task, settings: ExportSettings) -> Path:
+    def export(self, source, task, settings: ExportSettings | None = None) -> Path:
         """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
         artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
         import onnx
@@ -54,7 +54,7 @@ class OnnxTarget:
         out = self.workdir / "onnx-export"
         try:
             with quiet_toolchain():
-                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=settings.opset,
+                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=settings and settings.opset,
                             library_name="transformers", do_validation=False,
                             trust_remote_code=source.trust_remote_code, local_files_only=True)
         except Exception as exc:  # the exporter's own errors are long stack traces; keep the last line
