@@ -339,7 +339,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
 
 # ---- inspect ------------------------------------------------------------------------------------------------------
 
-_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0}
+_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0, "int4-weight": 0.5}  # int8-*: as dynamic
 
 
 def _size_class(params: int | None) -> str:
@@ -364,7 +364,11 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
     targets = {}
     for name in TARGETS.names():
         target = TARGETS.get(name)
-        reason = target.unsupported(source, task_name)
+        try:
+            target.require()
+            reason = target.unsupported(source, task_name)
+        except UsageError as exc:  # a missing extra: say which
+            reason = str(exc)
         targets[name] = {"precisions": list(target.precisions), "supported": reason is None, "reason": reason}
     fit = {}
     for name in devices if devices is not None else devices_mod.list_profiles():
