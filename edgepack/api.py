@@ -48,6 +48,11 @@ class PackOptions:
     force: bool = False
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    # Accuracy-aware compression (edgepack/compress): search int8-static for --max-accuracy-drop within a budget,
+    # and distil a smaller student first (`layers=3[,steps=..,minutes=..]`).
+    search: bool = False
+    search_budget_s: float = 600.0
+    distill: str | None = None
 
 
 def load_recipe(name: str | None, task: str | None) -> Recipe | None:
@@ -85,12 +90,18 @@ class Plan:
     gates: Gates
     profiles: list[devices_mod.DeviceProfile]
     threads: int
+    distill: object = None  # a compress.distill.DistillSpec, or None
 
 
 def plan(model: str, options: PackOptions) -> Plan:
     """Resolve the model, recipe, task, devices, targets and data; raise a UsageError for anything wrong.
     Cheap checks come first, so that a typo does not cost a model download."""
     _check_out(Path(options.out), options.force)
+    distill_spec = None
+    if options.distill is not None:
+        from .compress.distill import parse_spec
+
+        distill_spec = parse_spec(options.distill)
     recipe = load_recipe(options.recipe, options.task) if options.recipe else None
     if options.task:
         TASKS.get(options.task)
@@ -126,13 +137,18 @@ def plan(model: str, options: PackOptions) -> Plan:
         if recipe is None or recipe.data is None:
             raise UsageError("no evaluation data", "pass --data FILE (CSV or JSONL with a text column)")
         dataset = _load_data(recipe.data, options)
+    if options.search and gates.max_accuracy_drop is None:
+        raise UsageError("--search needs an accuracy limit", "pass --max-accuracy-drop X")
+    if options.search and "int8-static" not in precisions:
+        raise UsageError("--search tunes int8-static, which is not among the precisions", "add --precision int8-static")
     seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions, dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
-                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
+                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]),
+                distill=distill_spec)
 
 
 def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, list[str]]:
@@ -195,29 +211,41 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
 
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
-    for target_cls in p.targets:
-        target = target_cls(work)
-        progress.stage(f"Exporting to {target_cls.name} with optimum")
-        try:
-            exported = target.export(p.source, p.task, options.opset)
-        except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
-            results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))])
-                        for precision in p.precisions]
-            continue
-        (tmp / target_cls.name).mkdir()
-        for precision in p.precisions:
-            result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
-            results.append(result)
+    models, distillation = [(None, p.task)], None
+    if p.distill is not None:  # the student is packed beside the teacher, both compared with the teacher's outputs
+        from .compress.distill import distill_for_pack
+
+        student, distillation = distill_for_pack(p, options, work / "student-model", progress)
+        models = [("teacher", p.task), ("student", student)]
+    for role, task in models:
+        for target_cls in p.targets:
+            (work / (role or "")).mkdir(exist_ok=True)
+            target = target_cls(work / (role or ""))
+            target.calibration_texts = p.dataset.texts  # for calibrated precisions (int8-static)
+            progress.stage(f"Exporting to {target_cls.name} with optimum")
             try:
-                _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
-            except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
-                (tmp / result.path).unlink(missing_ok=True)
-                result.path, result.sha256, result.size_bytes = None, None, None
-                result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
+                exported = target.export(task.source, task, options.opset)
+            except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
+                results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))],
+                                           role=role)
+                            for precision in p.precisions]
                 continue
-            manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
-                                       "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
-                                       "output_meaning": p.task.describe_output()})
+            (tmp / target_cls.name).mkdir(exist_ok=True)
+            for precision in p.precisions:
+                file = f"{target_cls.name}/{role + '-' if role else ''}model-{precision}{target_cls.suffix}"
+                result = ArtifactResult(target_cls.name, precision, file, role=role)
+                results.append(result)
+                try:
+                    _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
+                except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
+                    (tmp / result.path).unlink(missing_ok=True)
+                    result.path, result.sha256, result.size_bytes = None, None, None
+                    result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
+                    continue
+                manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
+                                           **({"model": role} if role else {}),
+                                           "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
+                                           "output_meaning": p.task.describe_output()})
     shutil.rmtree(work)
 
     report = Report(
@@ -229,7 +257,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         host={"cpu": cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})"],
-        edgepack_version=__version__)
+        edgepack_version=__version__, distillation=distillation)
     (tmp / "report.json").write_text(report.to_json())
     (tmp / "report.md").write_text(to_markdown(report))
     write_manifest(tmp, p.source, p.task.name, manifest_artifacts,
@@ -253,7 +281,12 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
     stage = "build"
     try:
         progress.stage(f"{label}: building")
-        result.settings = target.build(result.precision, exported, path)
+        if options.search and result.precision == "int8-static":  # the accuracy-aware search builds it
+            from .compress.search import search_static
+
+            result.settings = search_static(p, options, target, exported, path, reference, timing_inputs, progress)
+        else:
+            result.settings = target.build(result.precision, exported, path)
         result.checks.append(Check("format check", True, target.check(path)))
         result.sha256, result.size_bytes = sha256(path), path.stat().st_size
 
@@ -291,7 +324,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
 
 # ---- inspect ------------------------------------------------------------------------------------------------------
 
-_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0}
+_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0, "int8-static": 1.0, "int4-weight": 0.5}
 
 
 def _size_class(params: int | None) -> str:

@@ -107,7 +107,7 @@ class DataSpec(Strict):
     seed: int = 0
 
 
-Precision = Literal["fp32", "fp16", "int8-dynamic"]
+Precision = Literal["fp32", "fp16", "int8-dynamic", "int8-static", "int4-weight"]
 
 
 class Recipe(Strict):

@@ -196,3 +196,24 @@ def save_student(student, task, dest: Path) -> None:
             shutil.copytree(src, dest / name, dirs_exist_ok=True)
         elif src.is_file():
             shutil.copyfile(src, dest / name)
+
+
+def distill_for_pack(p, options, dest: Path, progress):
+    """`pack --distill`: train on the plan's corpus (all rows of --data or the recipe's file, less the evaluation
+    texts), then return (the student's task, the training record)."""
+    from .. import data as data_mod
+    from ..registry import TASKS
+    from ..source import resolve
+
+    spec_data = options.data or (p.recipe.data if p.recipe else None)
+    corpus = data_mod.load(spec_data.model_copy(update={"limit": None, **(
+        {"encoding": options.data_encoding} if options.data_encoding else {}), **(
+        {"text_column": options.text_column} if options.text_column else {})})).texts if spec_data else []
+    held_out = set(p.dataset.texts)
+    train = [t for t in corpus if t not in held_out] or corpus  # tiny files: train on what there is
+    progress.stage(f"Distilling: {p.distill.layers}-layer student on {len(train):,} texts "
+                   f"({'not ' if train is not corpus else ''}excluding the evaluation texts)")
+    record = distill(p.task, train, p.distill, dest, progress)
+    record["evaluation_texts_excluded"] = train is not corpus
+    student = TASKS.get(p.task.name)(resolve(str(dest)))
+    return student, record
