@@ -22,6 +22,9 @@ from .source import Source, count_parameters, resolve
 from .tasks.base import Task
 
 
+CALIBRATED = ("int8-static",)  # precisions whose target needs calibration text
+
+
 @dataclass
 class PackOptions:
     """Everything `pack` needs besides the model; the CLI's flags map one to one onto these fields."""
@@ -211,6 +214,11 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
 
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
+    calibration = None
+    if any(precision in CALIBRATED for precision in p.precisions):
+        from .compress.corpus import training_texts
+
+        calibration = training_texts(p, options)
     models, distillation = [(None, p.task)], None
     if p.distill is not None:  # the student is packed beside the teacher, both compared with the teacher's outputs
         from .compress.distill import distill_for_pack
@@ -221,7 +229,8 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         for target_cls in p.targets:
             (work / (role or "")).mkdir(exist_ok=True)
             target = target_cls(work / (role or ""))
-            target.calibration_texts = p.dataset.texts  # for calibrated precisions (int8-static)
+            if calibration:
+                target.calibration_texts, target.calibration_origin = calibration
             progress.stage(f"Exporting to {target_cls.name} with optimum")
             try:
                 exported = target.export(task.source, task, options.opset)

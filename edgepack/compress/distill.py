@@ -199,21 +199,15 @@ def save_student(student, task, dest: Path) -> None:
 
 
 def distill_for_pack(p, options, dest: Path, progress):
-    """`pack --distill`: train on the plan's corpus (all rows of --data or the recipe's file, less the evaluation
-    texts), then return (the student's task, the training record)."""
-    from .. import data as data_mod
+    """`pack --distill`: train on the unlabelled rows of the data file that are not evaluation samples, then
+    return (the student's task, the training record)."""
     from ..registry import TASKS
     from ..source import resolve
+    from .corpus import training_texts
 
-    spec_data = options.data or (p.recipe.data if p.recipe else None)
-    corpus = data_mod.load(spec_data.model_copy(update={"limit": None, **(
-        {"encoding": options.data_encoding} if options.data_encoding else {}), **(
-        {"text_column": options.text_column} if options.text_column else {})})).texts if spec_data else []
-    held_out = set(p.dataset.texts)
-    train = [t for t in corpus if t not in held_out] or corpus  # tiny files: train on what there is
-    progress.stage(f"Distilling: {p.distill.layers}-layer student on {len(train):,} texts "
-                   f"({'not ' if train is not corpus else ''}excluding the evaluation texts)")
-    record = distill(p.task, train, p.distill, dest, progress)
-    record["evaluation_texts_excluded"] = train is not corpus
+    texts, origin = training_texts(p, options)
+    progress.stage(f"Distilling: {p.distill.layers}-layer student on {origin}")
+    record = distill(p.task, texts, p.distill, dest, progress)
+    record["training_texts"] = origin
     student = TASKS.get(p.task.name)(resolve(str(dest)))
     return student, record

@@ -34,7 +34,8 @@ def compression_sections(report) -> list[str]:
     lines = ["", "## Distillation: teacher vs student", "",
              f"Student: {d['student_layers']} of the teacher's {d['teacher_layers']} layers (kept {d['layers_kept']}), "
              f"{d['student_parameters']:,} parameters vs {d['teacher_parameters']:,}; trained {d['steps_run']} steps in "
-             f"{d['train_seconds']:.0f} s on {d['texts']:,} unlabelled texts (stopped by the {d['stopped_by']}); "
+             f"{d['train_seconds']:.0f} s on {d.get('training_texts', str(d['texts']) + ' texts')} (stopped by the "
+             f"{d['stopped_by']}); "
              f"objective: {d['objective']}. Both are scored against the teacher's PyTorch outputs.", "",
              "| precision | teacher size MB | student size MB | teacher p50 ms | student p50 ms | speed-up | "
              "teacher accuracy | student accuracy |", "|---|---|---|---|---|---|---|---|"]

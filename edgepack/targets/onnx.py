@@ -25,6 +25,7 @@ class OnnxTarget:
         self.workdir = Path(workdir)
         self.task = None
         self.calibration_texts: list[str] = []  # int8-static calibrates on these (the build path sets them)
+        self.calibration_origin = "texts given by the caller"
         self.static_settings = None  # an onnx_quant.StaticSettings; None = its defaults
         self._static_source = None
 
@@ -155,7 +156,7 @@ class OnnxTarget:
         src, feeds, smoothing = self.static_source(exported, settings.samples)
         with quiet_toolchain():
             info = quantize_static_int8(src, dest, feeds, settings, self.workdir)
-        return info | {"smoothing": smoothing, "calibration_data": "a seeded sample of the evaluation texts"}
+        return info | {"smoothing": smoothing, "calibration_data": f"a seeded sample of {self.calibration_origin}"}
 
     @staticmethod
     def check(path: Path) -> str:
