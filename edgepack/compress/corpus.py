@@ -12,8 +12,9 @@ def training_texts(p, options) -> tuple[list[str], str]:
     spec = options.data or (p.recipe.data if p.recipe else None)
     if spec is None:
         return list(p.dataset.texts), "the evaluation texts (no data file)"
-    overrides = {"limit": None, "encoding": options.data_encoding, "text_column": options.text_column}
-    corpus = data_mod.load(spec.model_copy(update={k: v for k, v in overrides.items() if v is not None or k == "limit"}))
+    overrides = {"encoding": options.data_encoding, "text_column": options.text_column}
+    update = {"limit": None} | {k: v for k, v in overrides.items() if v is not None}
+    corpus = data_mod.load(spec.model_copy(update=update))
     evaluation = set(p.dataset.texts)
     rest = [t for t in corpus.texts if t not in evaluation]
     if not rest:

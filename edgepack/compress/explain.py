@@ -18,7 +18,8 @@ def search_lines(search: dict) -> list[str]:
     if search["sensitivity_top"]:
         lines += ["", "Layers that hurt most when quantized alone (relative output error, accuracy drop):", ""]
         lines += [f"- `{s['layer']}`: {s['error']:.3g}, {s['drop']:.4f}" for s in search["sensitivity_top"]]
-    lines += ["", "| candidate | variant | layers in float | drop | passed | host p50 ms |", "|---|---|---|---|---|---|"]
+    lines += ["", "| candidate | variant | layers in float | drop | passed | host p50 ms |",
+              "|---|---|---|---|---|---|"]
     for c in search["candidates"]:
         p50 = "-" if c["host_p50_ms"] is None else f"{c['host_p50_ms']:.2f}"
         lines.append(f"| {c['name']} | {c['variant']} | {c['layers_in_float']} | {c['drop']:.4f} | "
@@ -33,10 +34,10 @@ def compression_sections(report) -> list[str]:
         return []
     lines = ["", "## Distillation: teacher vs student", "",
              f"Student: {d['student_layers']} of the teacher's {d['teacher_layers']} layers (kept {d['layers_kept']}), "
-             f"{d['student_parameters']:,} parameters vs {d['teacher_parameters']:,}; trained {d['steps_run']} steps in "
-             f"{d['train_seconds']:.0f} s on {d.get('training_texts', str(d['texts']) + ' texts')} (stopped by the "
-             f"{d['stopped_by']}); "
-             f"objective: {d['objective']}. Both are scored against the teacher's PyTorch outputs.", "",
+             f"{d['student_parameters']:,} parameters vs {d['teacher_parameters']:,}; trained {d['steps_run']} steps "
+             f"in {d['train_seconds']:.0f} s on {d.get('training_texts', str(d['texts']) + ' texts')} (stopped by "
+             f"the {d['stopped_by']}); objective: {d['objective']}. Both are scored against the teacher's PyTorch "
+             "outputs.", "",
              "| precision | teacher size MB | student size MB | teacher p50 ms | student p50 ms | speed-up | "
              "teacher accuracy | student accuracy |", "|---|---|---|---|---|---|---|---|"]
     by = {(a.role, a.target, a.precision): a for a in report.artifacts}
@@ -53,7 +54,9 @@ def compression_sections(report) -> list[str]:
         def acc(a):
             return f"{a.accuracy['metric']} {a.accuracy['value']:.4f}" if a.accuracy else "-"
 
-        lines.append(f"| {target}/{precision} | {size(teacher)} | {size(student)} | "
-                     f"{t_host['p50'] if t_host else float('nan'):.2f} | {s_host['p50'] if s_host else float('nan'):.2f} "
+        def p50(host):
+            return f"{host['p50']:.2f}" if host else "-"
+
+        lines.append(f"| {target}/{precision} | {size(teacher)} | {size(student)} | {p50(t_host)} | {p50(s_host)} "
                      f"| {speed} | {acc(teacher)} | {acc(student)} |")
     return lines
