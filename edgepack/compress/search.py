@@ -60,12 +60,13 @@ class _Clock:
     def __init__(self, budget_s: float):
         self.start = time.monotonic()
         self.deadline = self.start + budget_s
-        self.last_step = 0.0
+        self.last_step = 0.0  # the duration of the last step of any kind
+        self.last_full = 0.0  # ... of the last full candidate (build + evaluation on all the data)
         self.stopped_by: str | None = None
 
-    def allows(self, what: str) -> bool:
-        """True when a step like the last one still fits in the budget."""
-        if time.monotonic() + self.last_step <= self.deadline:
+    def allows(self, what: str, expected: float | None = None) -> bool:
+        """True when a step of `expected` seconds (default: as long as the last one) still fits in the budget."""
+        if time.monotonic() + (self.last_step if expected is None else expected) <= self.deadline:
             return True
         self.stopped_by = self.stopped_by or f"budget reached before {what}"
         return False
@@ -103,6 +104,7 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
                          details=m.details)
         clock.last_step = cand.seconds
         if limit is None:
+            clock.last_full = cand.seconds
             candidates.append(cand)
             progress.stage(f"search: {name} ({settings.describe()}): drop {m.drop:.4f} "
                            f"{'within' if cand.passed else 'over'} {max_drop:.4f}")
@@ -135,7 +137,7 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
     tried: dict[int, Candidate] = {}
     k, low, high = 1, 0, None  # low: most layers in float known to miss; high: fewest known to pass
     while ranked and not any(c.passed for c in candidates) or (high is not None and high - low > 1):
-        if not ranked or k > len(ranked) or k in tried or not clock.allows(f"{k} layer(s) in float"):
+        if not ranked or k > len(ranked) or k in tried or not clock.allows(f"{k} layer(s) in float", clock.last_full):
             break
         tried[k] = attempt(f"float{k}", replace(best.settings, exclude=tuple(ranked[:k])))
         if tried[k].passed:
@@ -151,7 +153,9 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
     for cand in passing:
         if cand is not passing[0] and not clock.allows("timing passing candidates"):
             break
+        started = time.monotonic()
         cand.p50_ms = time_it(cand.path)
+        clock.last_step = time.monotonic() - started
     timed = [c for c in passing if c.p50_ms is not None]
     kept = min(timed, key=lambda c: c.p50_ms) if timed else min(candidates, key=lambda c: (c.drop, c.error))
     shutil.copyfile(kept.path, dest)
