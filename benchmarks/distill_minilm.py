@@ -142,9 +142,9 @@ def evaluate(out_md: Path) -> None:
         "dynamic int8). Latency: batch 1, 128 tokens, 2 threads, both artifacts timed interleaved in one process "
         "(30 rounds x 10 runs, warm-up excluded). Probe: logistic regression trained on each artifact's own "
         f"embeddings of {PROBE_TRAIN:,} training tweets (3 classes), accuracy on the 5,000 held-out tweets. "
-        "Cosine: each int8 artifact's embeddings vs the teacher's PyTorch fp32 embeddings on 1,000 held-out tweets "
-        "(the student is scored against the teacher, so this is how close distillation got).", "",
-        "| model (int8 ONNX) | size MB | p50 / p90 ms | probe accuracy (held-out) | cosine to teacher fp32 |",
+        "Cosine: each int8 artifact's embeddings vs its own PyTorch fp32 model's, on 1,000 held-out tweets (what "
+        "int8 costs each model; `pack --distill` scores the student against the teacher instead).", "",
+        "| model (int8 ONNX) | size MB | p50 / p90 ms | probe accuracy (held-out) | int8 cosine to own fp32 |",
         "|---|---|---|---|---|", *rows, "",
         f"Student speed-up over the teacher (p50): **{speedup:.2f}x** (target >= 1.8x). Probe accuracy difference: "
         f"**{(probe['teacher'] - probe['student']) * 100:+.2f} points** (teacher minus student; target <= 3).", "",

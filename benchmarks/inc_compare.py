@@ -37,7 +37,8 @@ def main() -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import neural_compressor
+    from importlib.metadata import version
+
     from neural_compressor.torch.export import export_model_for_pt2e_quant
     from neural_compressor.torch.quantization import (
         TuningConfig,
@@ -124,7 +125,7 @@ def main() -> None:
     names = [type(c).__name__ for c in config_set]
     lines = ["# Intel Neural Compressor 3.10 autotune on the same classifier", "",
              "    flock /tmp/edgepack-heavy.lock .venv/bin/python benchmarks/inc_compare.py", "",
-             f"neural-compressor {neural_compressor.__version__} (neural-compressor-pt), torch {torch.__version__}; "
+             f"neural-compressor-pt {version('neural-compressor-pt')}, torch {torch.__version__}; "
              f"`autotune(model, TuningConfig(config_set=[{', '.join(names)}], tolerable_loss={args.tolerable_loss}), "
              f"eval_fn=accuracy on {len(texts)} held-out tweets, run_fn=128 calibration tweets)`.", "",
              f"Tuning took {tuning_s:.0f} s. {'Failed: ' + error if error else ''}", "",
