@@ -103,7 +103,7 @@ def build(dest: Path, steps: int, batch: int, max_length: int, lr: float, thread
         optim.step()
         sched.step()
         optim.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     seconds = time.perf_counter() - start
     acc = evaluate(model, tokenizer, [texts[i] for i in held], [ids[i] for i in held], 128)
 
