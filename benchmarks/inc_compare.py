@@ -133,7 +133,11 @@ def main() -> None:
     lines += [f"| {'fp32 baseline' if i == 0 else f'trial {i}'} | {t['accuracy'] * 100:.2f} | {t['eval_s']} |"
               for i, t in enumerate(trials)]
     lines += ["", f"PyTorch eager latency, batch 1, 128 tokens, 2 threads: fp32 p50 {fp32_ms:.2f} ms"
-              + (f"; INC's tuned model p50 {best_ms:.2f} ms." if best_ms is not None else "; no tuned model."), ""]
+              + (f"; INC's tuned model p50 {best_ms:.2f} ms." if best_ms is not None else "; no tuned model."), "",
+              "INC's PT2E int8 graph runs its quantize/dequantize ops as reference kernels in eager PyTorch; its "
+              "speed-up needs `torch.compile` (inductor), which was not measured here. Latencies in this file and in "
+              "static_int8_classifier.md were taken at different times on a shared 2-core host: compare within a file "
+              "only.", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
     (cache.parent / "inc_compare.json").write_text(json.dumps({"trials": trials, "error": error}, indent=2))
