@@ -25,6 +25,9 @@ from .targets import ExportSettings, sequence_buckets
 from .tasks.base import Task
 
 
+CALIBRATED = ("int8-static",)  # precisions whose target needs calibration text
+
+
 @dataclass
 class PackOptions:
     """Everything `pack` needs besides the model; the CLI's flags map one to one onto these fields."""
@@ -51,6 +54,11 @@ class PackOptions:
     force: bool = False
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    # Accuracy-aware compression (edgepack/compress): search int8-static for --max-accuracy-drop within a budget,
+    # and distil a smaller student first (`layers=3[,steps=..,minutes=..]`).
+    search: bool = False
+    search_budget_s: float = 600.0
+    distill: str | None = None
 
 
 def load_recipe(name: str | None, task: str | None) -> Recipe | None:
@@ -89,12 +97,18 @@ class Plan:
     gates: Gates
     profiles: list[devices_mod.DeviceProfile]
     threads: int
+    distill: object = None  # a compress.distill.DistillSpec, or None
 
 
 def plan(model: str, options: PackOptions) -> Plan:
     """Resolve the model, recipe, task, devices, targets and data; raise a UsageError for anything wrong.
     Cheap checks come first, so that a typo does not cost a model download."""
     _check_out(Path(options.out), options.force)
+    distill_spec = None
+    if options.distill is not None:
+        from .compress.distill import parse_spec
+
+        distill_spec = parse_spec(options.distill)
     recipe = load_recipe(options.recipe, options.task) if options.recipe else None
     if options.task:
         TASKS.get(options.task)
@@ -139,6 +153,10 @@ def plan(model: str, options: PackOptions) -> Plan:
         raise UsageError(f"{task.name} evaluates on {task.data_kind} data, but {dataset.origin} holds {got}",
                          "pass --data " + ("a folder of images (one subfolder per class)" if task.data_kind == "image"
                                            else "a CSV or JSONL file with a text column"))
+    if options.search and gates.max_accuracy_drop is None:
+        raise UsageError("--search needs an accuracy limit", "pass --max-accuracy-drop X")
+    if options.search and not any("int8-static" in ps for ps in precisions.values()):
+        raise UsageError("--search tunes int8-static, which is not among the precisions", "add --precision int8-static")
     seq_len = options.sequence_length or (recipe.sequence_length if recipe else 128)
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
@@ -146,7 +164,8 @@ def plan(model: str, options: PackOptions) -> Plan:
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
-                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]))
+                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]),
+                distill=distill_spec)
 
 
 def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, dict[str, list[str]]]:
@@ -214,40 +233,60 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
     (tmp / "tokenizer").mkdir()
     p.task.save_preprocessor(tmp / "tokenizer")
 
+    calibration = None
+    if any(precision in CALIBRATED for precision in p.requested_precisions):
+        from .compress.corpus import training_texts
+
+        calibration = training_texts(p, options)  # (samples, where they come from): not the evaluation samples
+    samples, origin = calibration or (p.dataset.texts, "the evaluation samples")
     settings = ExportSettings(
         sequence_length=p.sequence_length, opset=options.opset,
         buckets=sequence_buckets(p.recipe.sequence_buckets if p.recipe else [], p.sequence_length),
-        calibration=[p.task.encode([text], p.sequence_length) for text in p.dataset.texts[:100]])
+        calibration=[p.task.encode([s], p.sequence_length) for s in samples[:100]] if calibration else [],
+        calibration_origin=origin)
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
     notes: list[str] = []
-    for target_cls in p.targets:
-        target = target_cls(work)
-        skipped = [x for x in p.requested_precisions if x not in p.precisions[target_cls.name]]
-        if skipped:
-            notes.append(f"{target_cls.name}: no {', '.join(skipped)} (the target offers "
-                         f"{', '.join(target_cls.precisions)})")
-        progress.stage(f"Exporting to {target_cls.name}")
-        try:
-            exported = target.export(p.source, p.task, settings)
-        except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
-            results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))])
-                        for precision in p.precisions[target_cls.name]]
-            continue
-        (tmp / target_cls.name).mkdir()
-        for precision in p.precisions[target_cls.name]:
-            result = ArtifactResult(target_cls.name, precision, f"{target_cls.name}/model-{precision}{target_cls.suffix}")
-            results.append(result)
+    models, distillation = [(None, p.task)], None
+    if p.distill is not None:  # the student is packed beside the teacher, both compared with the teacher's outputs
+        from .compress.distill import distill_for_pack
+
+        student, distillation = distill_for_pack(p, options, work / "student-model", progress)
+        models = [("teacher", p.task), ("student", student)]
+    for role, task in models:
+        for target_cls in p.targets:
+            (work / (role or "")).mkdir(exist_ok=True)
+            target = target_cls(work / (role or ""))
+            if calibration:
+                target.calibration_texts, target.calibration_origin = calibration
+            skipped = [x for x in p.requested_precisions if x not in p.precisions[target_cls.name]]
+            if skipped and role != "student":
+                notes.append(f"{target_cls.name}: no {', '.join(skipped)} (the target offers "
+                             f"{', '.join(target_cls.precisions)})")
+            progress.stage(f"Exporting {role + ' ' if role else ''}to {target_cls.name}")
             try:
-                _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
-            except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
-                remove(tmp / result.path)
-                result.path, result.sha256, result.size_bytes = None, None, None
-                result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
+                exported = target.export(task.source, task, settings)
+            except ExportError as exc:  # reported for each of the target's artifacts; other targets go on
+                results += [ArtifactResult(target_cls.name, precision, None, checks=[Check("export", False, str(exc))],
+                                           role=role)
+                            for precision in p.precisions[target_cls.name]]
                 continue
-            manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
-                                       "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
-                                       "output_meaning": p.task.describe_output(), **result.deployment})
+            (tmp / target_cls.name).mkdir(exist_ok=True)
+            for precision in p.precisions[target_cls.name]:
+                file = f"{target_cls.name}/{role + '-' if role else ''}model-{precision}{target_cls.suffix}"
+                result = ArtifactResult(target_cls.name, precision, file, role=role)
+                results.append(result)
+                try:
+                    _check_artifact(p, options, target, exported, result, tmp, reference, timing_inputs, progress)
+                except _ArtifactFailed as failed:  # reported, not shipped; the other artifacts go on
+                    remove(tmp / result.path)
+                    result.path, result.sha256, result.size_bytes = None, None, None
+                    result.checks.append(Check(failed.stage, False, one_line(failed.__cause__)))
+                    continue
+                manifest_artifacts.append({"target": target_cls.name, "precision": precision, "path": result.path,
+                                           **({"model": role} if role else {}),
+                                           "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
+                                           "output_meaning": task.describe_output(), **result.deployment})
     shutil.rmtree(work)
 
     report = Report(
@@ -260,7 +299,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
                *notes],
-        edgepack_version=__version__)
+        edgepack_version=__version__, distillation=distillation)
     (tmp / "report.json").write_text(report.to_json())
     (tmp / "report.md").write_text(to_markdown(report))
     write_manifest(tmp, p.source, p.task.name, manifest_artifacts,
@@ -284,7 +323,12 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
     stage = "build"
     try:
         progress.stage(f"{label}: building")
-        result.settings = target.build(result.precision, exported, path)
+        if options.search and result.precision == "int8-static":  # the accuracy-aware search builds it
+            from .compress.search import search_static
+
+            result.settings = search_static(p, options, target, exported, path, reference, timing_inputs, progress)
+        else:
+            result.settings = target.build(result.precision, exported, path)
         found = target.check(path)  # one detail line, or (check name, detail) pairs; failures raise
         result.checks += [Check(name, True, detail)
                           for name, detail in ([("format check", found)] if isinstance(found, str) else found)]
@@ -339,7 +383,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
 
 # ---- inspect ------------------------------------------------------------------------------------------------------
 
-_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0, "int4-weight": 0.5}  # int8-*: as dynamic
+_BYTES_PER_PRECISION = {"fp32": 4.0, "fp16": 2.0, "int8-dynamic": 1.0, "int8-static": 1.0, "int4-weight": 0.5}
 
 
 def _size_class(params: int | None) -> str:

@@ -62,6 +62,12 @@ def cli():
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most this many samples (seeded sample).")
 @click.option("--sequence-length", type=click.IntRange(min=1), help="Sequence length for latency.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help="Gate: largest accuracy drop vs source.")
+@click.option("--search", is_flag=True,
+              help="Search int8-static for --max-accuracy-drop: layers left in float, calibration variants.")
+@click.option("--search-budget", type=click.FloatRange(min=0), help="Seconds the --search may take (default 600); "
+              "implies --search.")
+@click.option("--distill", help="Distil a smaller student first and pack it beside the teacher, e.g. layers=3 or "
+              "layers=3,steps=2000,minutes=12.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="Gate: host p50 latency.")
 @click.option("--max-size-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: artifact size.")
 @click.option("--max-memory-mb", type=click.FloatRange(min=0, min_open=True), help="Gate: inference memory.")
@@ -75,7 +81,8 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the table.")
 def pack(model, devices, recipe, out, task, revision, targets, precisions, data_path, text_column, label_column,
          data_encoding, limit, sequence_length, max_accuracy_drop, max_latency_ms, max_size_mb, max_memory_mb,
-         opset, threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json):
+         opset, threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json, search, search_budget,
+         distill):
     """Compress, export and check MODEL (a hub id or a local folder); write artifacts and a report to --out."""
     from .api import PackOptions, pack as run_pack
     from .config import DataSpec, Gates
@@ -87,7 +94,8 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
         data=DataSpec(path=data_path) if data_path is not None else None, text_column=text_column,
         label_column=label_column, data_encoding=data_encoding, limit=limit, sequence_length=sequence_length,
         opset=opset, threads=threads, runs=runs, warmup=warmup, force=force, allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=trust_remote_code, search=search or search_budget is not None,
+        search_budget_s=600.0 if search_budget is None else search_budget, distill=distill,
         gates=Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
                     max_memory_mb=max_memory_mb))
     report = run_pack(model, options, progress=ClickProgress())

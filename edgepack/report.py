@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from .compress.explain import compression_sections, search_lines
 from .gates import Check
 
 
@@ -23,6 +24,7 @@ class ArtifactResult:
     not_run: str | None = None  # why the artifact could not be executed on this host (only its file was checked)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    role: str | None = None  # "teacher" or "student" when --distill packs both
 
     @property
     def passed(self) -> bool:
@@ -44,6 +46,7 @@ class Report:
     host: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     edgepack_version: str = ""
+    distillation: dict | None = None  # the training record when --distill built a student
 
     @property
     def passed(self) -> bool:
@@ -80,7 +83,8 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         accuracy = f"{acc['metric']} {acc['value']:.4f}" if acc else unrun
         host = a.latency_ms.get("host")
         timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else unrun
-        row = [a.target, a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6), accuracy, timing]
+        row = [a.target, f"{a.role} {a.precision}" if a.role else a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6),
+               accuracy, timing]
         for d in report.devices:
             est = a.latency_ms["devices"].get(d)
             ok = est and est.get("estimate") is not None
@@ -103,8 +107,9 @@ def to_markdown(report: Report) -> str:
              "model of the exported graph, not measurements.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += compression_sections(report)
     for a in report.artifacts:
-        lines += ["", f"## {a.target} / {a.precision}", ""]
+        lines += ["", f"## {a.target} / {(a.role + ' ') if a.role else ''}{a.precision}", ""]
         if a.path:
             lines.append(f"File `{a.path}`, {a.size_bytes:,} bytes, sha256 `{a.sha256}`.")
         if a.not_run:
@@ -118,7 +123,9 @@ def to_markdown(report: Report) -> str:
             lines.append(f"Inference memory: {a.memory_mb:.1f} MB (peak RSS of the timing process above its size "
                          "before the runtime and model were loaded).")
         if a.settings:
-            lines.append(f"Settings: `{json.dumps(a.settings)}`.")
+            lines.append(f"Settings: `{json.dumps({k: v for k, v in a.settings.items() if k != 'search'})}`.")
+        if "search" in a.settings:
+            lines += search_lines(a.settings["search"])
         lines += ["", "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in a.checks]
         lines += [f"\nNote: {note}" for note in a.notes]

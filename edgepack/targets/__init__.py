@@ -22,7 +22,8 @@ class ExportSettings:
     sequence_length: int
     buckets: list[int]  # fixed-shape targets: one entry point per sequence length
     opset: int | None = None
-    calibration: list = field(default_factory=list)  # samples for full-integer calibration (task inputs)
+    calibration: list = field(default_factory=list)  # encoded samples for full-integer calibration
+    calibration_origin: str = ""
 
 
 def sequence_buckets(requested: list[int], sequence_length: int) -> list[int]:

@@ -17,13 +17,17 @@ SMOOTHING_MIN_OUTLIER_RATIO = 10.0
 
 @TARGETS.register("onnx")
 class OnnxTarget:
-    precisions = ("fp32", "fp16", "int8-dynamic")
+    precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int4-weight")
     suffix = ".onnx"
     runtime = "onnxruntime"
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
         self.task = None
+        self.calibration_texts: list[str] = []  # int8-static calibrates on these (the build path sets them)
+        self.calibration_origin = "texts given by the caller"
+        self.static_settings = None  # an onnx_quant.StaticSettings; None = its defaults
+        self._static_source = None
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
@@ -87,6 +91,12 @@ class OnnxTarget:
                 return _to_fp16(base, dest)
             if precision == "int8-dynamic":
                 return self._to_int8_dynamic(exported, dest)
+            if precision == "int8-static":
+                return self.build_static(exported, dest, self.static_settings)
+            if precision == "int4-weight":
+                from .onnx_quant import quantize_int4_weight
+
+                return quantize_int4_weight(base, dest)
         raise ExportError(f"onnx target has no precision {precision!r}")
 
     def _to_int8_dynamic(self, exported: Path, dest: Path) -> dict:
@@ -121,6 +131,38 @@ class OnnxTarget:
                 "EmbedLayerNormalization)", "matmul_const_b_only": True,
                 "fusion": fusion or "none (not a fusable encoder)", "smoothing": smoothing,
                 "runtime_note": "needs onnxruntime (com.microsoft contrib ops)" if fusion else "standard ONNX ops"}
+
+    def static_source(self, exported: Path, samples: int) -> tuple[Path, list[dict], dict]:
+        """The float graph static int8 quantizes (activations smoothed) and its calibration feeds; made once."""
+        import onnx
+
+        from ..errors import UsageError
+        from .onnx_passes import smooth_activations
+        from .onnx_quant import calibration_feeds
+
+        if self._static_source is None or len(self._static_source[1]) != min(samples, len(self.calibration_texts)):
+            if not self.calibration_texts:
+                raise UsageError("int8-static needs calibration text", "pass --data FILE or use a recipe with data")
+            model = onnx.load(str(exported / "model.onnx"))
+            feeds = calibration_feeds(self.task, self.calibration_texts, {i.name for i in model.graph.input},
+                                      samples)
+            # Static scales are fixed per tensor, so an outlier channel costs every other channel its precision:
+            # smooth every activation that feeds a weight, not only the worst ones as dynamic int8 does.
+            smoothing = smooth_activations(model, feeds[:32], SMOOTHING_ALPHA, 0.0)
+            path = self.workdir / f"static-source-{len(feeds)}.onnx"
+            onnx.save(model, str(path))
+            self._static_source = (path, feeds, smoothing)
+        return self._static_source
+
+    def build_static(self, exported: Path, dest: Path, settings=None) -> dict:
+        """Static int8 (QDQ) of the exported graph; `settings` picks the calibration method and variant."""
+        from .onnx_quant import StaticSettings, quantize_static_int8
+
+        settings = settings or StaticSettings()
+        src, feeds, smoothing = self.static_source(exported, settings.samples)
+        with quiet_toolchain():
+            info = quantize_static_int8(src, dest, feeds, settings, self.workdir)
+        return info | {"smoothing": smoothing, "calibration_data": f"a seeded sample of {self.calibration_origin}"}
 
     @staticmethod
     def check(path: Path) -> str:

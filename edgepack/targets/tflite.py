@@ -101,7 +101,7 @@ class TfliteTarget:
             if qt.need_calibration:
                 calibration = qt.calibrate(self._calibration_data())
                 about["calibration"] = {"samples": len(self.settings.calibration[:CALIBRATION_SAMPLES]),
-                                        "from": "the evaluation data (first samples)", "method": "min/max"}
+                                        "from": self.settings.calibration_origin, "method": "min/max"}
             qt.quantize(calibration).export_model(str(dest), overwrite=True)
         stored = weight_bytes_by_dtype(dest)
         # A recipe that matches no op quantizes nothing, silently: check the file, not the call.

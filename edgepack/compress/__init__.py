@@ -1,0 +1,1 @@
+"""Compression beyond a precision: accuracy-aware search and distillation."""

@@ -1,0 +1,220 @@
+"""Accuracy-aware compression: the search's logic and budget (fast fakes), the search and distillation on tiny real
+models, static int8 / int4 graphs, and bad --distill values."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import onnx
+import pytest
+
+from edgepack.compress import search
+from edgepack.compress.distill import DistillSpec, parse_spec, pick_layers
+from edgepack.errors import UsageError
+from edgepack.targets.onnx_quant import StaticSettings
+
+from .conftest import SENTENCES
+
+def _error_lines(err: str) -> list[str]:
+    """stderr less the progress lines: a usage error is exactly one line."""
+    return [line for line in err.strip().splitlines() if not line.startswith("==>")]
+
+
+LAYERS = [f"L{i}" for i in range(8)]
+HURT = {"L0": 0.001, "L1": 0.02, "L2": 0.002, "L3": 0.05, "L4": 0.001, "L5": 0.01, "L6": 0.003, "L7": 0.001}
+
+
+def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None):
+    """Drop = sum of the quantized layers' harm (+ floor); latency grows with the layers left in float."""
+    built = []
+
+    def build(settings: StaticSettings, path):
+        time.sleep(build_s)
+        path.write_text(json.dumps(sorted(settings.exclude)))
+        built.append(settings)
+        return {"exclude": list(settings.exclude)}
+
+    def evaluate(path, limit):
+        excluded = set(json.loads(path.read_text()))
+        drop = floor + sum(h for layer, h in HURT.items() if layer not in excluded)
+        return search.Measured(drop, drop * 10)
+
+    def time_it(path):
+        return 1.0 + len(json.loads(path.read_text()))
+
+    dest = tmp_path / "kept.onnx"
+    record = search.run(build, evaluate, time_it, LAYERS, max_drop, budget, tmp_path / "work", dest)
+    return record, dest, built
+
+
+def test_search_ranks_layers_and_keeps_the_fastest_passing(tmp_path):
+    record, dest, _ = fake_search(0.012, tmp_path=tmp_path)
+    s = record["search"]
+    assert s["passed"] and dest.is_file()
+    assert [x["layer"] for x in s["sensitivity_top"][:3]] == ["L3", "L1", "L5"]  # by harm
+    # L3 and L1 in float leave 0.019 (misses); L3, L1, L5 leave 0.009 (meets): the fewest float layers win on speed
+    assert sorted(json.loads(dest.read_text())) == ["L1", "L3", "L5"]
+    assert set(s["layers_in_float"]) == {"L1", "L3", "L5"}
+    assert "sensitivity rank 1" in s["layers_in_float"]["L3"]
+    passing = [c for c in s["candidates"] if c["passed"]]
+    assert passing and all(c["host_p50_ms"] is not None for c in passing)
+
+
+def test_search_with_no_passing_candidate_keeps_the_most_accurate(tmp_path):
+    record, dest, _ = fake_search(0.001, floor=0.01, tmp_path=tmp_path)  # even all-float misses
+    s = record["search"]
+    assert not s["passed"] and dest.is_file()
+    assert s["kept_because"].startswith("no candidate met the limit")
+    kept = next(c for c in s["candidates"] if c["name"] == s["kept"])
+    assert kept["drop"] == min(c["drop"] for c in s["candidates"])
+    assert s["sensitivity_top"][0] == {"layer": "L3", "error": pytest.approx(0.6), "drop": pytest.approx(0.06)}
+
+
+def test_search_respects_its_budget(tmp_path):
+    start = time.monotonic()
+    record, dest, built = fake_search(0.0, budget=1.0, build_s=0.15, tmp_path=tmp_path)
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.0 + 0.15 + 0.5  # no step started that would overrun, plus the final copy
+    assert "budget" in record["search"]["stopped_by"] and dest.is_file()
+    assert len(built) < 1 + 4 + len(LAYERS)  # it did not get through every step
+
+
+def test_the_first_candidate_is_built_even_with_no_budget(tmp_path):
+    record, dest, built = fake_search(0.0, budget=0.0, tmp_path=tmp_path)
+    assert len(built) == 1 and dest.is_file() and record["search"]["kept"] == "full-default"
+
+
+def test_search_on_a_tiny_model_explains_the_failure_and_keeps_the_artifact(run_cli, tiny_embedder, tweets_csv,
+                                                                         tmp_path, monkeypatch):
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    # The tiny model quantizes almost losslessly; a fixed extra drop makes every candidate miss the limit.
+    compare = FeatureExtraction.compare
+
+    def harsher(self, reference, candidate, labels):
+        acc = compare(self, reference, candidate, labels)
+        acc.drop += 0.5
+        return acc
+
+    monkeypatch.setattr(FeatureExtraction, "compare", harsher)
+    out = tmp_path / "out"
+    code, _, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision", "int8-static",
+                           "--max-accuracy-drop", "0.1", "--search-budget", "60", "--runs", "5", "--warmup", "1")
+    assert code == 1, err
+    report = json.loads((out / "report.json").read_text())
+    art = report["artifacts"][0]
+    s = art["settings"]["search"]
+    assert (out / art["path"]).is_file() and not s["passed"]
+    assert s["layers_measured"] == s["layers_total"] > 0 and s["sensitivity_top"]
+    assert s["layers_in_float"]  # the fallback left layers in float, and says why
+    assert s["spent_s"] <= 60 + 10
+    md = (out / "report.md").read_text()
+    assert "Layers left in float, and why" in md and "hurt most" in md
+
+
+def test_search_needs_int8_static(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    code, _, err = run_cli("pack", tiny_embedder, "--out", tmp_path / "o", "--data", tweets_csv, "--precision", "fp32",
+                           "--search", "--max-accuracy-drop", "0.01")
+    assert code == 2 and "int8-static" in err and len(_error_lines(err)) == 1
+
+
+@pytest.fixture(scope="module")
+def exported_classifier(tiny_classifier, tmp_path_factory):
+    from edgepack.registry import TARGETS
+    from edgepack.source import resolve
+    from edgepack.tasks.text_classification import TextClassification
+
+    task = TextClassification(resolve(str(tiny_classifier)))
+    target = TARGETS.get("onnx")(tmp_path_factory.mktemp("work"))
+    target.calibration_texts = [t for t, _ in SENTENCES] * 4
+    return target, target.export(task.source, task)
+
+
+def test_static_int8_is_qdq_with_recorded_calibration(exported_classifier, tmp_path):
+    target, exported = exported_classifier
+    settings = target.build("int8-static", exported, tmp_path / "s.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    assert settings["calibration_method"] == "minmax" and settings["calibration_samples"] == 48
+    excluded = target.build_static(exported, tmp_path / "e.onnx", StaticSettings(method="percentile", exclude=(
+        settings_layers := __import__("edgepack.targets.onnx_quant", fromlist=["x"]).quantizable_nodes(
+            target.static_source(exported, 128)[0]))[:2]))
+    assert excluded["layers_in_float"] == settings_layers[:2] and excluded["calibration_method"] == "percentile"
+
+
+def test_int4_weight_uses_matmulnbits(exported_classifier, tmp_path):
+    target, exported = exported_classifier
+    settings = target.build("int4-weight", exported, tmp_path / "w.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "w.onnx")).graph.node}
+    assert "MatMulNBits" in ops and settings["weights"].startswith("int4")
+
+
+# ---- distillation ---------------------------------------------------------------------------------------------------
+
+def test_distill_spec_parsing():
+    assert parse_spec("layers=3") == DistillSpec(layers=3)
+    assert parse_spec(" layers=2, steps=50 ,minutes=1.5,seed=7") == DistillSpec(layers=2, steps=50, minutes=1.5, seed=7)
+    assert pick_layers(6, 3) == [1, 3, 5] and pick_layers(12, 4) == [2, 5, 8, 11] and pick_layers(2, 1) == [1]
+    for bad in ("", "3", "layers", "layers=", "layers=x", "layers=0", "depth=3", "steps=10", "layers=2,layers=3",
+                "layers=2,lr=-1", "layers=2,minutes=0"):
+        with pytest.raises(UsageError):
+            parse_spec(bad)
+
+
+@pytest.mark.parametrize("value", ["layers", "layers=three", "depth=2", "layers=0", "layers=5"])
+def test_bad_distill_values_are_one_line_usage_errors(run_cli, tiny_embedder, tweets_csv, tmp_path, value):
+    out = tmp_path / "o"
+    code, _, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision", "fp32",
+                           "--distill", value)
+    assert code == 2, err
+    assert len(_error_lines(err)) == 1 and "--distill" in _error_lines(err)[0]
+    assert not out.exists()
+
+
+def _weights(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize("which", ["tiny_embedder", "tiny_classifier"])
+def test_distillation_is_reproducible_and_learns(which, request, tmp_path):
+    from edgepack.compress.distill import distill
+    from edgepack.registry import TASKS
+    from edgepack.source import resolve
+    from edgepack.tasks import detect_task
+
+    source = resolve(str(request.getfixturevalue(which)))
+    task = TASKS.get(detect_task(source))(source)
+    texts = [t for t, _ in SENTENCES] * 3
+    spec = parse_spec("layers=1,steps=30,batch=8,lr=1e-3")
+    a = distill(task, texts, spec, tmp_path / "a")
+    b = distill(task, texts, spec, tmp_path / "b")
+    c = distill(task, texts, parse_spec("layers=1,steps=30,batch=8,lr=1e-3,seed=1"), tmp_path / "c")
+    wa, wb, wc = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
+    assert all((wa[k] == wb[k]).all() for k in wa)  # same seed, same weights
+    assert any((wa[k] != wc[k]).any() for k in wa)
+    assert a["steps_run"] == 30 and a["layers_kept"] == [1] and a["student_parameters"] < a["teacher_parameters"]
+    if which == "tiny_embedder":  # the random tiny classifier's logits are all alike: its loss starts near 0
+        assert a["loss_last50_mean"] < a["loss_first"]
+    student = resolve(str(tmp_path / "a"))
+    assert student.config["num_hidden_layers"] == 1 and detect_task(student) == task.name
+
+
+def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision",
+                                "fp32,int8-dynamic", "--distill", "layers=1,steps=10,batch=8", "--runs", "5",
+                                "--warmup", "1")
+    assert code in (0, 1), err
+    report = json.loads((out / "report.json").read_text())
+    roles = [(a["role"], a["precision"]) for a in report["artifacts"]]
+    assert roles == [("teacher", "fp32"), ("teacher", "int8-dynamic"), ("student", "fp32"),
+                     ("student", "int8-dynamic")]
+    assert report["distillation"]["steps_run"] == 10 and report["distillation"]["student_layers"] == 1
+    assert all((out / a["path"]).is_file() for a in report["artifacts"])
+    md = (out / "report.md").read_text()
+    assert "Distillation: teacher vs student" in md and "student fp32" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {a["model"] for a in manifest["artifacts"]} == {"teacher", "student"}
