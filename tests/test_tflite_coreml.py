@@ -117,7 +117,8 @@ def test_image_cnn_through_all_three_targets_incl_full_integer_tflite(run_cli, t
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "image-classification" and report["data"]["samples"] == 18
     built = {(a["target"], a["precision"]) for a in report["artifacts"] if a["passed"]}
-    assert built == {("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8-dynamic"), ("tflite", "fp32"),
+    assert built == {("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8-dynamic"), ("onnx", "int8-static"),
+                     ("tflite", "fp32"),
                      ("tflite", "fp16"), ("tflite", "int8-dynamic"), ("tflite", "int8-static"),
                      ("tflite", "int8-weight"), ("coreml", "fp32"), ("coreml", "fp16"), ("coreml", "int8-weight")}
     static = _artifacts(report, "tflite")["int8-static"]
