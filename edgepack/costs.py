@@ -97,6 +97,10 @@ def count_costs(path: str | Path, inputs: dict[str, np.ndarray], signature: str 
     suffix = Path(path).suffix
     if suffix == ".onnx":
         return count_onnx_costs(path, inputs)
+    if suffix == ".tflite":
+        from .tflite_costs import count_tflite_costs
+
+        return count_tflite_costs(path, inputs, signature)
     raise NotImplementedError(f"no cost counter for {suffix} files yet")
 
 
