@@ -176,15 +176,15 @@ def build(key: str):
     if name == "MobileNetV2":
         return _hf("MobileNetV2Config", "MobileNetV2ForImageClassification", num_labels=1000,
                    image_size=int(size), tf_padding=False), image(int(size)), ["pixel_values"]
-    if name == "EfficientNet-B0":
-        return _hf("EfficientNetConfig", "EfficientNetForImageClassification", num_labels=1000,
-                   image_size=int(size)), image(int(size)), ["pixel_values"]
-    if name.startswith("EfficientNet-Lite"):
-        width, depth = EFFICIENTNET_LITE[name.split("-")[1].lower()]
-        # Lite drops squeeze-excite and uses ReLU6; transformers' EfficientNet keeps SE (a few % of the FLOPs).
+    if name.startswith("EfficientNet-"):
+        # transformers' defaults are B7's; B0 is width = depth = 1. Lite drops squeeze-excite and uses ReLU6;
+        # transformers' EfficientNet keeps SE (a few % of the FLOPs).
+        lite = name.startswith("EfficientNet-Lite")
+        width, depth = EFFICIENTNET_LITE[name.split("-")[1].lower()] if lite else (1.0, 1.0)
+        head = int(1280 * width + 4) // 8 * 8  # round_filters of the 1280-channel head
         return _hf("EfficientNetConfig", "EfficientNetForImageClassification", num_labels=1000, image_size=int(size),
-                   width_coefficient=width, depth_coefficient=depth, hidden_act="relu"), image(int(size)), \
-            ["pixel_values"]
+                   width_coefficient=width, depth_coefficient=depth, hidden_dim=head,
+                   hidden_act="relu" if lite else "swish"), image(int(size)), ["pixel_values"]
     if name in ("ResNet-18", "ResNet-50", "ResNet-101"):
         depths = {"ResNet-18": [2, 2, 2, 2], "ResNet-50": [3, 4, 6, 3], "ResNet-101": [3, 4, 23, 3]}[name]
         layer = "basic" if name == "ResNet-18" else "bottleneck"
@@ -227,7 +227,7 @@ def main() -> None:
         started = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             cached[key] = cost_one(key, Path(tmp))
-        total = sum(op[1] for op in cached[key])
+        total = sum(op[1] * op[3] for op in cached[key])
         print(f"{key:28} {len(cached[key]):4} op groups {total / 1e9:7.2f} GFLOP  {time.time() - started:5.1f} s",
               flush=True)
     COSTS_FILE.write_text(json.dumps(dict(sorted(cached.items())), separators=(",", ":")) + "\n")

@@ -273,9 +273,11 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
-        if p.profiles:
-            names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
-            costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+        names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
+        costs = devices_mod.count_onnx_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+        from .calibration.host import host_check  # the host as a profile: estimate vs this very measurement
+
+        result.latency_ms["host"]["estimate"] = host_check(costs, host["p50"], host["threads"])
         for profile in p.profiles:
             est = devices_mod.estimate_latency(costs, profile)
             fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))

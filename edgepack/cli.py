@@ -181,10 +181,10 @@ def recipes_show(name):
     click.echo(yaml.safe_dump(load_named("recipes", name, Recipe).model_dump(mode="json"), sort_keys=False).rstrip())
 
 
-from .cli_calibration import calibrate, estimate  # noqa: E402 - after the group they join
+from .cli_calibration import calibrate, estimate, measure  # noqa: E402 - after the group they join
 
-cli.add_command(estimate)
-cli.add_command(calibrate)
+for _command in (estimate, calibrate, measure):
+    cli.add_command(_command)
 
 
 def _terminate(signum, frame):

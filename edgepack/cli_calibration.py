@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 
 def resolve_profile(name: str):
@@ -90,3 +91,49 @@ def calibrate(results, device, out, force):
     e = result["error"]
     click.echo(f"wrote {out}: leave-one-out over your {e['n']} rows: median error {e['median_abs_error_pct']:.0f}%, "
                f"{e['within_25pct']:.0%} within +-25%; use it with --device {out}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--device", required=True, help="ssh://user@host[:port]?profile=NAME[&python=PATH&key=PATH].")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: the profile's).")
+@click.option("--runs", type=click.IntRange(min=5), default=50, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed warm-up runs.")
+@click.option("--sequence-length", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--signature", help="TFLite signature (default: the first).")
+@click.option("--json", "as_json", is_flag=True)
+def measure(file, device, threads, runs, warmup, sequence_length, signature, as_json):
+    """Run FILE on a real device over SSH with the device's own runtime: p50/p90, peak memory, outputs checked
+    against this machine's run of the same file, the estimate beside it; the measurement is recorded for
+    `edgepack calibrate`."""
+    from .calibration.user import estimate_path, model_inputs, record_measurement
+    from .errors import UsageError
+    from .remote.runner import local_outputs
+    from .remote.ssh import measure as ssh_measure, parse_url
+
+    if not device.startswith("ssh://"):
+        raise UsageError("measure needs an ssh:// device", "--device ssh://user@host?profile=NAME")
+    remote = parse_url(device)
+    profile = remote.load_profile()
+    threads = threads or profile.default_threads
+    estimate = estimate_path(file, profile, threads, sequence_length, signature)  # also validates FILE
+    feeds = model_inputs(file, sequence_length, signature)
+    result = ssh_measure(remote, file, feeds, [feeds], threads, warmup, runs, signature)
+    expected = local_outputs(str(file), feeds, signature)
+    diffs = [float(np.max(np.abs(np.asarray(result["outputs"][0][k], np.float64) - np.asarray(v, np.float64))))
+             for k, v in expected.items() if k in result["outputs"][0]]
+    recorded = record_measurement(profile.name, file, result["p50"], threads, estimate["runtime"], sequence_length,
+                                  signature)
+    summary = {k: result[k] for k in ("device", "p50", "p90", "runs", "warmup", "threads", "peak_rss_mb",
+                                      "rss_before_runtime_mb", "runtime", "runtime_version")}
+    summary.update(outputs_max_abs_diff_vs_host=max(diffs) if diffs else None, estimate=estimate, recorded_in=str(recorded))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{file} on {result['device']} ({result['runtime']} {result['runtime_version']}, {threads} threads): "
+               f"p50 {result['p50']:.2f} ms, p90 {result['p90']:.2f} ms ({runs} runs after {warmup} warm-up), "
+               f"peak RSS {result['peak_rss_mb']:.0f} MB")
+    click.echo(f"  estimate for {profile.name}: {estimate['estimate_ms']:.2f} ms (range {estimate['low_ms']:.2f} - "
+               f"{estimate['high_ms']:.2f}); outputs vs this machine's run: max abs diff "
+               f"{summary['outputs_max_abs_diff_vs_host']}")
+    click.echo(f"  recorded in {recorded}; refit with: edgepack calibrate --device {profile.name} {recorded}")

@@ -228,6 +228,8 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
         kind, flops = "elementwise", ELEMENTWISE_OPS[op] * out_numel
     elif op in REDUCE_OPS:
         kernel = math.prod(attrs.get("kernel_shape", [1]))
+        if ins[0] is not None and len(ins[0].shape) > 2:  # a window larger than the input reads only the input
+            kernel = min(kernel, math.prod(ins[0].shape[2:]))
         kind = "elementwise"
         flops = out_numel * kernel if op in ("MaxPool", "AveragePool", "LpPool") else (ins[0].numel if ins[0] else 0)
     elif op in MOVE_OPS:

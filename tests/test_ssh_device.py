@@ -138,3 +138,25 @@ def test_connection_failure_is_one_clear_error(sshd, tiny_onnx):
     with pytest.raises(RemoteError, match=r"cannot connect to .*127\.0\.0\.1:\d+: .*refused") as err:
         measure(_device(sshd, port=closed), tiny_onnx, {"x": np.ones((1, 4), np.float32)}, runs=5)
     assert "\n" not in str(err.value)
+
+
+def test_measure_cli_feeds_calibration(sshd, tiny_onnx, tmp_path, monkeypatch, capsys):
+    """`edgepack measure` over SSH: device figures, outputs checked against this machine, the row recorded, and the
+    recorded CSV accepted by `edgepack calibrate`."""
+    import json
+
+    from edgepack.cli import main
+
+    monkeypatch.setenv("EDGEPACK_CACHE", str(tmp_path / "cache"))
+    before = _leftovers()
+    device = _device(sshd)
+    url = (f"ssh://{device.user}@127.0.0.1:{sshd['port']}?profile=raspberry-pi-4&python={sys.executable}"
+           f"&key={sshd['key']}&known_hosts={sshd['known_hosts']}")
+    main(["measure", str(tiny_onnx), "--device", url, "--threads", "1", "--runs", "5", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["p50"] > 0 and result["outputs_max_abs_diff_vs_host"] == 0.0
+    assert result["estimate"]["device"] == "raspberry-pi-4" and _leftovers() == before
+    recorded = tmp_path / "cache" / "measurements" / "raspberry-pi-4.csv"
+    assert recorded.read_text().count("\n") == 2
+    main(["calibrate", "--device", "raspberry-pi-4", str(recorded), "--out", str(tmp_path / "pi.yaml")])
+    assert (tmp_path / "pi.yaml").exists()

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..costs import KERNEL_CLASSES, OpCost
 from .data import HERE, Measurement
-from .fit import Params, Table, device_key, offset_device
+from .fit import Params, Table, device_key, dominant_precision, offset_device
 
 FIT_FILE = HERE / "fit.json"
 RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".tflite": "tflite"}
@@ -64,11 +64,13 @@ def params_for(profile) -> Params:
 
 def calibrated(costs: list[OpCost], profile, threads: int, runtime: str = "onnxruntime") -> dict:
     """Estimate in ms with its range and per-class breakdown, and the error it is based on."""
-    row = Measurement(device=profile.name, runtime=runtime, threads=threads, precision="fp32", latency_ms=1.0,
-                      ops=op_groups(costs))
+    groups = op_groups(costs)
+    precision = dominant_precision(groups)
+    row = Measurement(device=profile.name, runtime=runtime, threads=threads, precision=precision, latency_ms=1.0,
+                      ops=groups)
     params = params_for(profile)
     table = Table([row], {profile.name: profile})
-    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime))
+    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime, precision))
     by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
     for cls_index, s in zip(table.cls, seconds):
         by_class[KERNEL_CLASSES[cls_index]] += float(s) * 1e3

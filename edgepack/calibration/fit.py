@@ -31,7 +31,7 @@ SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull
 
 # Prior widths (log space) and ridge strengths; residual noise is ~0.3 in log space (README of the shared data).
 SHAPE_PRIOR_SD = 1.0
-RIDGE = {"device": 0.4, "runtime": 0.2, "pair": 1.0}
+RIDGE = {"device": 0.4, "runtime": 0.2, "pair": 1.0, "precision": 1.0}
 RANGE_QUANTILE = 0.85  # the stated range covers this share of leave-one-out errors
 
 SHAPE_NAMES = [f"eff:{c}" for c in KERNEL_CLASSES] + ["mem_eff", "overhead", "parallel"]
@@ -67,10 +67,23 @@ class Params:
     def from_json(cls, data: dict) -> "Params":
         return cls(np.array([data["shape"][n] for n in SHAPE_NAMES]), dict(data["offsets"]))
 
-    def offset(self, device: str, cluster: str, runtime: str) -> float:
-        key = device_key(device, cluster)
-        return (self.offsets.get(f"device:{key}", 0.0) + self.offsets.get(f"runtime:{runtime}", 0.0)
-                + self.offsets.get(f"pair:{key}|{runtime}", 0.0))
+    def offset(self, device: str, cluster: str, runtime: str, precision: str) -> float:
+        return sum(self.offsets.get(k, 0.0) for k in offset_keys(device, cluster, runtime, precision))
+
+
+def offset_keys(device: str, cluster: str, runtime: str, precision: str) -> list[str]:
+    """The offsets that apply to one measurement (the runtime-and-precision one: e.g. old uint8 TFLite kernels
+    gain less from int8 than the profile's int8 peak suggests)."""
+    key = device_key(device, cluster)
+    return [f"device:{key}", f"runtime:{runtime}", f"pair:{key}|{runtime}", f"precision:{runtime}|{precision}"]
+
+
+def dominant_precision(groups) -> str:
+    """The precision most FLOPs run at, for groups that carry their own (class, flops, bytes, count, precision)."""
+    flops: dict[str, float] = {}
+    for group in groups:
+        flops[group[4]] = flops.get(group[4], 0.0) + group[1] * group[3]
+    return max(flops, key=flops.get) if flops else "fp32"
 
 
 class Table:
@@ -97,8 +110,7 @@ class Table:
         self.core_peak, self.threads = np.array(core_peak, float), np.array(threads, float)
         self.bandwidth = np.array(bandwidth, float)
         self.log_y = np.log([m.latency_ms * 1e-3 for m in rows])
-        self.keys = [[f"device:{device_key(m.device, m.cluster)}", f"runtime:{m.runtime}",
-                      f"pair:{device_key(m.device, m.cluster)}|{m.runtime}"] for m in rows]
+        self.keys = [offset_keys(m.device, m.cluster, m.runtime, m.precision) for m in rows]
 
     def op_seconds(self, shape: np.ndarray) -> np.ndarray:
         eff = np.exp(shape[: len(KERNEL_CLASSES)])[self.cls]

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DataError, UsageError
 from .data import Measurement, published
 from .estimate import RUNTIME_OF_SUFFIX, op_groups, params_for
-from .fit import Table, error_summary, fit_offsets, offset_device, predict_log
+from .fit import Table, dominant_precision, error_summary, fit_offsets, offset_device, predict_log
 
 CSV_COLUMNS = ("file", "latency_ms", "threads")
 OPTIONAL_COLUMNS = ("runtime", "sequence_length", "signature")
@@ -139,7 +139,8 @@ def read_measurements(csv_path: str | Path, profile) -> list[Measurement]:
                 costs_cache[key] = op_groups(file_costs(file, sequence, signature))
             except UsageError as exc:
                 raise DataError(f"{where}, column file: {exc}") from None
-        rows.append(Measurement(device=profile.name, runtime=runtime, threads=threads, precision="fp32",
+        rows.append(Measurement(device=profile.name, runtime=runtime, threads=threads,
+                                precision=dominant_precision(costs_cache[key]),
                                 latency_ms=latency, source=f"{csv_path.name} row {line}", ops=costs_cache[key]))
     if not rows:
         raise DataError(f"{csv_path}: no measurements (header only)")
@@ -181,3 +182,20 @@ def calibrate(profile, csv_path: str | Path) -> dict:
     fits = [{"file": m.source, "measured_ms": m.latency_ms, "fitted_ms": float(p)}
             for m, p in zip(own, predicted)]
     return {"profile": data, "error": summary, "rows": fits}
+
+
+def record_measurement(profile: str, file: str | Path, latency_ms: float, threads: int, runtime: str,
+                       sequence_length: int, signature: str | None) -> Path:
+    """Append one measurement to $EDGEPACK_CACHE/measurements/PROFILE.csv, a calibration CSV as `calibrate` reads."""
+    from .host import cache_dir
+
+    path = cache_dir() / "measurements" / f"{profile}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if new:
+            writer.writerow(CSV_COLUMNS + OPTIONAL_COLUMNS)
+        writer.writerow([str(Path(file).resolve()), f"{latency_ms:.4f}", threads, runtime, sequence_length,
+                         signature or ""])
+    return path

@@ -48,6 +48,13 @@ def tflite_runner(path, threads, signature):
     return (lambda feeds: runner(**feeds)), "litert", getattr(module, "__version__", "?")
 
 
+def local_outputs(model, feeds, signature=None):
+    """The outputs of one run of `model` on this machine, the same way the device runs it."""
+    make = tflite_runner if model.endswith(".tflite") else onnx_runner
+    run, _, _ = make(model, 1, signature)
+    return run(feeds)
+
+
 def main():
     model, inputs, out, threads, warmup, runs = sys.argv[1:7]
     signature = sys.argv[7] if len(sys.argv) > 7 else None
