@@ -43,6 +43,9 @@ ASSUMED = """\
 - "TFLite zoo squeezenet_2018_04_27" is SqueezeNet 1.0 at 224x224; ResNet-v2-50/101 are costed as ResNet-50/101 v1
   (same convolutions, pre-activation order); EfficientNet-Lite as transformers' EfficientNet at the Lite
   width/depth/resolution (it keeps squeeze-excite: a few % more FLOPs).
+- Runtime families: "tflite" = TFLite's own CPU kernels (every TFLite row predates XNNPACK as the default or names
+  ruy), "tflite-2018" = the c.2018 ones, "xnnpack" = XNNPACK end2end-bench and ExecuTorch's XNNPACK delegate (what
+  LiteRT runs today).
 - ncnn "fp16 arithmetic" rows use the device's fp16 peak; the 2018 TFLite "post-training quantized" (weight-only
   hybrid) row computes in fp32.
 """
@@ -67,7 +70,9 @@ def cost_key(r: dict) -> str | None:
 
 def runtime(r: dict) -> str | None:
     name = r["runtime"]
-    for prefix, family in (("ncnn", "ncnn"), ("TensorFlow Lite (2018", "tflite-2018"), ("TensorFlow Lite", "tflite"),
+    if name.startswith("TensorFlow Lite") and "c.2018" in r["runtime_version"]:
+        return "tflite-2018"
+    for prefix, family in (("ncnn", "ncnn"), ("TensorFlow Lite", "tflite"),
                            ("XNNPACK", "xnnpack"), ("ExecuTorch", "xnnpack"), ("OpenCV", "opencv"), ("MNN", "mnn"),
                            ("PyTorch", "pytorch")):
         if name.startswith(prefix):

@@ -134,13 +134,19 @@ def _cost(model, graph, op, name: str, schema, label: str) -> OpCost | None:
     present = [v for v in ins + outs if v is not None]
     nbytes = sum(math.prod(s) * TYPE_BYTES.get(dt, 4) for s, dt, _ in present)
     out_numel = math.prod(outs[0][0]) if outs else 0
-    flops, known = 0, True
+    flops, known, variant = 0, True, ""
     if name in CONV or name == "DEPTHWISE_CONV_2D":
         weight = ins[1][0] if len(ins) > 1 and ins[1] else ()
         kind = "depthwise" if name == "DEPTHWISE_CONV_2D" else "conv"
         if weight:
             per_out = math.prod(weight[1:3]) if kind == "depthwise" else math.prod(weight[1:])
             flops = 2 * out_numel * per_out
+        if name == "CONV_2D" and len(weight) == 4 and weight[1:3] == (3, 3) and op.BuiltinOptions() is not None:
+            options = schema.Conv2DOptions()
+            table = op.BuiltinOptions()
+            options.Init(table.Bytes, table.Pos)
+            if options.StrideH() == options.StrideW() == 1 and options.DilationHFactor() == 1:
+                variant = "3x3s1"
     elif name in MATMUL:
         kind, a = "matmul", ins[0][0] if ins[0] else ()
         k = a[-1] if a else 0
@@ -176,4 +182,4 @@ def _cost(model, graph, op, name: str, schema, label: str) -> OpCost | None:
     precision = ("int8" if kind in ("conv", "depthwise", "matmul") and weight_types & INT8_TYPES
                  else "int8" if types and types <= INT8_TYPES | {2} and types & INT8_TYPES
                  else "fp16" if FLOAT16 in types and name != "DEQUANTIZE" else "fp32")
-    return OpCost(label, name, kind, int(flops), int(nbytes), precision, known)
+    return OpCost(label, name, kind, int(flops), int(nbytes), precision, known, variant)

@@ -29,9 +29,14 @@ COST_KEYS = ["SqueezeNet-1.0@224", "SqueezeNet-1.0@227", "SqueezeNet-1.1@227", "
 PUBLISHED_COLUMNS = ["cost_key", "device", "cluster", "threads", "runtime", "precision", "latency_ms", "source"]
 
 
+def fit_class(cost) -> str:
+    """The class the fit gives its own efficiency: the kernel class, with dense 3x3 stride-1 convs apart."""
+    return f"{cost.kernel_class}/{cost.variant}" if getattr(cost, "variant", "") else cost.kernel_class
+
+
 def compact(costs) -> list[list]:
-    """OpCosts -> [[kernel class, flops, bytes, count], ...] (identical ops merged; order by class, then size)."""
-    groups = Counter((c.kernel_class, c.flops, c.bytes) for c in costs)
+    """OpCosts -> [[fit class, flops, bytes, count], ...] (identical ops merged; order by class, then size)."""
+    groups = Counter((fit_class(c), c.flops, c.bytes) for c in costs)
     return [[k, f, b, n] for (k, f, b), n in sorted(groups.items())]
 
 

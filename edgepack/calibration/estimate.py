@@ -15,11 +15,13 @@ from functools import lru_cache
 import numpy as np
 
 from ..costs import KERNEL_CLASSES, OpCost
-from .data import HERE, Measurement
-from .fit import Params, Table, device_key, dominant_precision, offset_device
+from .data import HERE, Measurement, fit_class
+from .fit import FIT_CLASSES, Params, Table, device_key, dominant_precision, offset_device
 
 FIT_FILE = HERE / "fit.json"
-RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".tflite": "tflite"}
+# LiteRT runs float and dynamic-int8 graphs through XNNPACK by default: the published XNNPACK rows are its family
+# ("tflite" there are pre-XNNPACK TFLite kernels).
+RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".tflite": "xnnpack"}
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +31,7 @@ def shipped_fit() -> dict:
 
 def op_groups(costs: list[OpCost]) -> tuple:
     """OpCosts -> compact groups carrying their own precision: (class, flops, bytes, count, precision)."""
-    groups = Counter((c.kernel_class, c.flops, c.bytes, c.precision) for c in costs)
+    groups = Counter((fit_class(c), c.flops, c.bytes, c.precision) for c in costs)
     return tuple((k, f, b, n, p) for (k, f, b, p), n in sorted(groups.items()))
 
 
@@ -70,10 +72,11 @@ def calibrated(costs: list[OpCost], profile, threads: int, runtime: str = "onnxr
                       ops=groups)
     params = params_for(profile)
     table = Table([row], {profile.name: profile})
-    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime, precision))
+    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime, precision,
+                                                                         min(threads, profile.cpu.cores)))
     by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
     for cls_index, s in zip(table.cls, seconds):
-        by_class[KERNEL_CLASSES[cls_index]] += float(s) * 1e3
+        by_class[FIT_CLASSES[cls_index].split("/")[0]] += float(s) * 1e3
     total = float(np.sum(seconds)) * 1e3
     error = error_for(profile, runtime)
     width = math.exp(error["range_log_halfwidth"])

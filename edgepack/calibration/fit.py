@@ -31,15 +31,22 @@ SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull
 
 # Prior widths (log space) and ridge strengths; residual noise is ~0.3 in log space (README of the shared data).
 SHAPE_PRIOR_SD = 1.0
-RIDGE = {"device": 0.4, "runtime": 0.2, "pair": 1.0, "precision": 1.0}
+RIDGE = {"device": 0.4, "runtime": 0.2, "pair": 1.0, "precision": 1.0, "device_scaling": 2.0,
+         "runtime_scaling": 2.0}
 RANGE_QUANTILE = 0.85  # the stated range covers this share of leave-one-out errors
 
-SHAPE_NAMES = [f"eff:{c}" for c in KERNEL_CLASSES] + ["mem_eff", "overhead", "parallel"]
+FIT_CLASSES = [*KERNEL_CLASSES, "conv/3x3s1"]  # dense 3x3 stride-1 convs: Winograd paths in most runtimes
+# Effective FLOP rates above peak are possible only where the runtime does fewer multiplies than the op's FLOPs
+# (Winograd F(2x2, 3x3) does 2.25x fewer).
+NO_WINOGRAD = {"tflite", "tflite-2018"}  # pre-XNNPACK TFLite kernels (ruy / gemmlowp im2col + GEMM)
+MAX_EFFICIENCY = np.array([2.25 if c == "conv/3x3s1" else 1.0 for c in FIT_CLASSES])
+SHAPE_NAMES = [f"eff:{c}" for c in FIT_CLASSES] + ["mem_eff", "op_flops", "overhead", "parallel"]
 
 
 def _prior() -> np.ndarray:
-    eff = [math.log(EFFICIENCY[c][0]) for c in KERNEL_CLASSES]
-    return np.array(eff + [math.log(0.6), math.log(OVERHEAD_US * 1e-6), math.log(0.4 / 0.6)])
+    eff = [math.log(EFFICIENCY[c.split("/")[0]][0]) for c in FIT_CLASSES]
+    # op_flops: a per-op cost in FLOP-equivalents (scales with the device's speed, unlike `overhead`), 1 MFLOP
+    return np.array(eff + [math.log(0.6), math.log(1e6), math.log(OVERHEAD_US * 1e-6), math.log(0.4 / 0.6)])
 
 
 def device_key(device: str, cluster: str) -> str:
@@ -47,9 +54,12 @@ def device_key(device: str, cluster: str) -> str:
 
 
 def offset_device(key: str) -> str | None:
-    """The device an offset key belongs to ("device:pi" and "pair:pi:little|ncnn" -> "pi"; runtime keys -> None)."""
+    """The device an offset key belongs to ("device:pi", "device_scaling:pi" and "pair:pi:little|ncnn" -> "pi";
+    runtime keys -> None)."""
     kind, _, rest = key.partition(":")
-    return None if kind == "runtime" else rest.split("|")[0].split(":")[0]
+    if kind in ("runtime", "precision", "runtime_scaling"):
+        return None
+    return rest.split("|")[0].split(":")[0]
 
 
 @dataclass
@@ -67,15 +77,23 @@ class Params:
     def from_json(cls, data: dict) -> "Params":
         return cls(np.array([data["shape"][n] for n in SHAPE_NAMES]), dict(data["offsets"]))
 
-    def offset(self, device: str, cluster: str, runtime: str, precision: str) -> float:
-        return sum(self.offsets.get(k, 0.0) for k in offset_keys(device, cluster, runtime, precision))
+    def offset(self, device: str, cluster: str, runtime: str, precision: str, threads: int) -> float:
+        keys = offset_keys(device, cluster, runtime, precision, threads)
+        return sum(self.offsets.get(k, 0.0) * x for k, x in keys.items())
 
 
-def offset_keys(device: str, cluster: str, runtime: str, precision: str) -> list[str]:
-    """The offsets that apply to one measurement (the runtime-and-precision one: e.g. old uint8 TFLite kernels
-    gain less from int8 than the profile's int8 peak suggests)."""
+def offset_keys(device: str, cluster: str, runtime: str, precision: str, threads: int) -> dict[str, float]:
+    """The offsets that apply to one measurement, with their weights: device, runtime, the pair, runtime and
+    precision (old uint8 TFLite kernels gain less from int8 than the int8 peak suggests), and the device's and
+    runtime's thread scaling (weighted by log threads: memory-starved boards scale worse than the global
+    parallel efficiency)."""
     key = device_key(device, cluster)
-    return [f"device:{key}", f"runtime:{runtime}", f"pair:{key}|{runtime}", f"precision:{runtime}|{precision}"]
+    scale = math.log(max(threads, 1))
+    keys = {f"device:{key}": 1.0, f"runtime:{runtime}": 1.0, f"pair:{key}|{runtime}": 1.0,
+            f"precision:{runtime}|{precision}": 1.0}
+    if scale:
+        keys.update({f"device_scaling:{key}": scale, f"runtime_scaling:{runtime}": scale})
+    return keys
 
 
 def dominant_precision(groups) -> str:
@@ -92,34 +110,39 @@ class Table:
     def __init__(self, rows: list[Measurement], profiles: dict[str, DeviceProfile] | None = None):
         profiles = dict(profiles or {})
         self.rows = rows
-        cls_index = {c: i for i, c in enumerate(KERNEL_CLASSES)}
+        cls_index = {c: i for i, c in enumerate(FIT_CLASSES)}
         row_id, cls, flops, nbytes, count, core_peak, threads, bandwidth = ([] for _ in range(8))
+        used = []
         for i, m in enumerate(rows):
             profile = profiles.get(m.device) or profiles.setdefault(m.device, load_profile(m.device))
             peak, cores = _core_peak(profile, m.cluster)
-            used = min(m.threads, cores)
+            if m.runtime in NO_WINOGRAD:  # nor dot-product int8 kernels (gemmlowp): int8 at most 2x fp32
+                peak = {**peak, "int8": min(peak["int8"], 2 * peak["fp32"])}
+            used.append(min(m.threads, cores))
             for group in m.op_groups():
                 kernel, f, b, n = group[:4]
                 precision = group[4] if len(group) > 4 else m.precision  # own files carry per-op precision
                 scale = 1.0 if len(group) > 4 else BYTES_SCALE[precision]
+                if m.runtime in NO_WINOGRAD:
+                    kernel = kernel.split("/")[0]
                 row_id.append(i), cls.append(cls_index[kernel]), flops.append(f), nbytes.append(b * scale)
-                count.append(n), core_peak.append(peak[precision]), threads.append(used)
-                bandwidth.append(profile.memory_bandwidth_gbps * 1e9 * min(1.0, SINGLE_THREAD_BANDWIDTH * used))
+                count.append(n), core_peak.append(peak[precision]), threads.append(used[i])
+                bandwidth.append(profile.memory_bandwidth_gbps * 1e9 * min(1.0, SINGLE_THREAD_BANDWIDTH * used[i]))
         self.row_id, self.cls = np.array(row_id, int), np.array(cls, int)
         self.flops, self.bytes, self.count = np.array(flops, float), np.array(nbytes, float), np.array(count, float)
         self.core_peak, self.threads = np.array(core_peak, float), np.array(threads, float)
         self.bandwidth = np.array(bandwidth, float)
         self.log_y = np.log([m.latency_ms * 1e-3 for m in rows])
-        self.keys = [offset_keys(m.device, m.cluster, m.runtime, m.precision) for m in rows]
+        self.keys = [offset_keys(m.device, m.cluster, m.runtime, m.precision, used[i]) for i, m in enumerate(rows)]
 
     def op_seconds(self, shape: np.ndarray) -> np.ndarray:
-        eff = np.exp(shape[: len(KERNEL_CLASSES)])[self.cls]
-        mem_eff, overhead = math.exp(shape[-3]), math.exp(shape[-2])
+        eff = np.exp(shape[: len(FIT_CLASSES)])[self.cls]
+        mem_eff, op_flops, overhead = math.exp(shape[-4]), math.exp(shape[-3]), math.exp(shape[-2])
         parallel = 1 / (1 + math.exp(-shape[-1]))
         speedup = 1 + (self.threads - 1) * parallel
-        compute = self.flops / (self.core_peak * speedup * np.minimum(eff, 1.0))
+        compute = self.flops / (self.core_peak * speedup * np.minimum(eff, MAX_EFFICIENCY[self.cls]))
         memory = self.bytes / (self.bandwidth * min(mem_eff, 1.0))
-        return self.count * (np.maximum(compute, memory) + overhead)
+        return self.count * (np.maximum(compute, memory) + overhead + op_flops / (self.core_peak * speedup))
 
     def log_base(self, shape: np.ndarray) -> np.ndarray:
         return np.log(np.bincount(self.row_id, self.op_seconds(shape), minlength=len(self.rows)))
@@ -138,13 +161,13 @@ def _core_peak(profile: DeviceProfile, cluster: str) -> tuple[dict[str, float], 
 class _Ridge:
     """Closed-form ridge over the offsets: beta = M z, residual = z - X beta."""
 
-    def __init__(self, keys: list[list[str]]):
+    def __init__(self, keys: list[dict[str, float]]):
         self.names = sorted({k for row in keys for k in row})
         index = {k: i for i, k in enumerate(self.names)}
         x = np.zeros((len(keys), len(self.names)))
         for i, row in enumerate(keys):
-            for k in row:
-                x[i, index[k]] = 1.0
+            for k, value in row.items():
+                x[i, index[k]] = value
         penalty = np.diag([RIDGE[k.split(":", 1)[0]] for k in self.names])
         self.x, self.m = x, np.linalg.solve(x.T @ x + penalty, x.T) if self.names else np.zeros((0, len(keys)))
 
@@ -181,7 +204,7 @@ def fit_offsets(table: Table, shape: np.ndarray, subset: np.ndarray | None = Non
 
 def predict_log(table: Table, params: Params) -> np.ndarray:
     """Predicted log seconds for every row of the table."""
-    offsets = np.array([sum(params.offsets.get(k, 0.0) for k in keys) for keys in table.keys])
+    offsets = np.array([sum(params.offsets.get(k, 0.0) * x for k, x in keys.items()) for keys in table.keys])
     return table.log_base(params.shape) + offsets
 
 
