@@ -31,7 +31,7 @@ def error_lines(profile) -> list[str]:
     from .calibration.estimate import error_for
 
     lines = []
-    for runtime in ("tflite", "onnxruntime"):
+    for runtime in ("xnnpack", "onnxruntime"):
         e = error_for(profile, runtime)
         width = 2.718281828 ** e["range_log_halfwidth"]
         lines.append(f"{runtime}: median error {e['median_abs_error_pct']:.0f}%, {e['within_25pct']:.0%} within "

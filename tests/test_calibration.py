@@ -88,7 +88,7 @@ def test_every_profile_has_a_stated_error():
     fit_data = shipped_fit()
     assert fit_data["errors"]["overall"]["n"] == len(published())
     for name in list_profiles():
-        for runtime in ("tflite", "onnxruntime"):
+        for runtime in ("xnnpack", "onnxruntime"):
             error = error_for(load_profile(name), runtime)
             assert error["n"] >= 5 and error["range_log_halfwidth"] > 0 and error["basis"]
 
@@ -127,7 +127,7 @@ def tiny_files(tmp_path_factory):
     return {"onnx": onnx_path, "tflite": tflite_path, "flops": flops, "folder": folder}
 
 
-@pytest.mark.parametrize("kind, runtime", [("onnx", "onnxruntime"), ("tflite", "tflite")])
+@pytest.mark.parametrize("kind, runtime", [("onnx", "onnxruntime"), ("tflite", "xnnpack")])
 def test_estimate_cli_on_any_file(tiny_files, capsys, kind, runtime):
     code, out, _ = _cli(capsys, "estimate", tiny_files[kind], "--device", "raspberry-pi-4", "--json")
     result = json.loads(out)
@@ -183,7 +183,6 @@ def test_calibrate_refits_the_device_and_the_profile_is_usable(tiny_files, capsy
     assert profile.calibration is not None and profile.calibration.error.n == 3
     after = estimate_latency(_costs(tiny_files), profile, 1).estimate_ms
     assert abs(math.log(after / 0.8)) < abs(math.log(before / 0.8))  # moved towards the user's measurement
-    assert "your" not in error_for(profile, "onnxruntime")["basis"] or True
     assert "results.csv" in error_for(profile, "onnxruntime")["basis"]
     code, _, err = _cli(capsys, "calibrate", "--device", "raspberry-pi-4", tmp_path / "results.csv", "--out", out)
     assert code == 2 and "exists" in err
@@ -235,7 +234,9 @@ def test_host_profile_is_measured_once_and_cached(tmp_path, monkeypatch):
 
 
 def test_shipped_profiles_still_validate_with_calibration_blocks(tmp_path):
-    raw = yaml.safe_load(open(load_profile.__globals__["data_dir"]("devices") / "raspberry-pi-4.yaml"))
+    from edgepack.config import data_dir
+
+    raw = yaml.safe_load((data_dir("devices") / "raspberry-pi-4.yaml").read_text())
     raw["calibration"] = {"fitted_on": "x", "offsets": {"device:raspberry-pi-4": 0.1},
                           "error": {"n": 1, "median_abs_error_pct": 5.0, "within_25pct": 1.0, "range_log_halfwidth": 0.1}}
     path = tmp_path / "p.yaml"

@@ -176,8 +176,8 @@ def calibrate(profile, csv_path: str | Path) -> dict:
     offsets = {k: v for k, v in full.offsets.items() if offset_device(k) == profile.name}
     data = profile.model_dump(mode="json", exclude_none=True)
     data["calibration"] = {"fitted_on": f"{len(own)} measurements in {Path(csv_path).name} + {first} published rows",
-                           "offsets": {k: round(v, 4) for k, v in offsets.items()},
-                           "error": {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}}
+                           "offsets": {k: round(float(v), 4) for k, v in offsets.items()},
+                           "error": {k: round(float(v), 4) if isinstance(v, float) else int(v) for k, v in summary.items()}}
     predicted = np.exp(predict_log(table, full)[first:]) * 1e3
     fits = [{"file": m.source, "measured_ms": m.latency_ms, "fitted_ms": float(p)}
             for m, p in zip(own, predicted)]
