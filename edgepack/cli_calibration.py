@@ -11,16 +11,7 @@ import numpy as np
 
 
 def resolve_profile(name: str):
-    """A profile name or YAML path, `host` (this machine, measured once and cached), or an ssh:// device URL
-    (its `profile=`)."""
-    if name == "host":
-        from .calibration.host import host_profile
-
-        return host_profile()
-    if name.startswith("ssh://"):
-        from .remote.ssh import parse_url
-
-        return parse_url(name).load_profile()
+    """A profile name or YAML path, `host`, or an ssh:// device URL (see devices.load_profile)."""
     from .devices import load_profile
 
     return load_profile(name)

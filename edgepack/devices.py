@@ -106,7 +106,16 @@ class DeviceProfile(Strict):
 
 
 def load_profile(name_or_path: str) -> DeviceProfile:
-    """A shipped profile by name (`raspberry-pi-4`) or any profile YAML by path."""
+    """A shipped profile by name (`raspberry-pi-4`), any profile YAML by path, `host` (this machine, measured once
+    and cached), or an ssh:// device URL (its `profile=`; `edgepack measure` runs on the device itself)."""
+    if name_or_path == "host":
+        from .calibration.host import host_profile
+
+        return host_profile()
+    if name_or_path.startswith("ssh://"):
+        from .remote.ssh import parse_url
+
+        return parse_url(name_or_path).load_profile()
     return load_named("devices", name_or_path, DeviceProfile)
 
 

@@ -242,3 +242,14 @@ def test_shipped_profiles_still_validate_with_calibration_blocks(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert load_profile(str(path)).calibration.error.n == 1
+
+
+def test_estimate_on_the_host_and_on_an_ssh_device_profile(tiny_files, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPACK_CACHE", str(tmp_path))
+    code, out, _ = _cli(capsys, "estimate", tiny_files["onnx"], "--device", "host", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["device"] == "host" and (tmp_path / "host.json").exists()
+    assert "leave-device-out" in result["error"]["basis"]  # no published rows of its own: the wider error
+    code, out, _ = _cli(capsys, "estimate", tiny_files["onnx"], "--device",
+                        "ssh://pi@192.0.2.1?profile=raspberry-pi-5", "--json")
+    assert code == 0 and json.loads(out)["device"] == "raspberry-pi-5"  # the profile only: nothing is contacted
