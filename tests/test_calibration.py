@@ -224,7 +224,7 @@ def test_host_profile_is_measured_once_and_cached(tmp_path, monkeypatch):
     second = host_mod.host_profile()
     assert len(calls) == 1 and first == second
     cached = json.loads((tmp_path / "host.json").read_text())
-    assert cached["gemm_gflops_1_thread"] > 0.5 and cached["copy_bandwidth_gbps"] > 0.5
+    assert cached["gemm_gflops_1_thread"] > 0.5 and cached["int8_gemm_gflops_all_cores"] > 0.5 and cached["copy_bandwidth_gbps"] > 0.5
     assert first.name == "host" and first.peak_gflops.fp32 > 0 and "onnxruntime fp32 MatMul" in first.sources[
         "peak_gflops"]
     cached["cpu"]["model"] = "another CPU"  # a different machine sharing the cache folder: measured again

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..devices import DeviceProfile
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -53,17 +53,24 @@ def _best_seconds(run, repeats: int) -> float:
     return best
 
 
-def _gemm_session(threads: int, m: int = 256, k: int = 768, n: int = 768):
-    """An onnxruntime session of one fp32 MatMul (a BERT-base-sized projection) and its feed."""
+def _gemm_session(threads: int, int8: bool = False, m: int = 256, k: int = 768, n: int = 768):
+    """An onnxruntime session of one MatMul (a BERT-base-sized projection) and its feed: fp32 MatMul, or int8
+    DynamicQuantizeMatMul (what onnxruntime's dynamic quantization produces)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["c"])], "gemm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if int8:
+        weights = [numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+                   numpy_helper.from_array(np.full((n,), 0.01, np.float32), "scale"),
+                   numpy_helper.from_array(np.zeros((n,), np.int8), "zero")]
+        node = helper.make_node("DynamicQuantizeMatMul", ["a", "w", "scale", "zero"], ["c"], domain="com.microsoft")
+    else:
+        weights = [numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")]
+        node = helper.make_node("MatMul", ["a", "w"], ["c"])
+    graph = helper.make_graph([node], "gemm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -72,16 +79,16 @@ def _gemm_session(threads: int, m: int = 256, k: int = 768, n: int = 768):
 
 
 def measure(cores: int) -> dict:
-    """fp32 GEMM rate in onnxruntime on one core and on all cores, and all-core copy bandwidth in GB/s."""
-    one, flops = _gemm_session(1)
-    every, _ = _gemm_session(cores)
-    single = _best_seconds(one, 20)
-    parallel = _best_seconds(every, 20)
+    """GEMM rates in onnxruntime (fp32, dynamic int8) on one core and on all cores, and all-core copy bandwidth."""
+    result = {}
+    for label, int8 in (("gemm", False), ("int8_gemm", True)):
+        for suffix, threads in (("1_thread", 1), ("all_cores", cores)):
+            run, flops = _gemm_session(threads, int8)
+            result[f"{label}_gflops_{suffix}"] = flops / _best_seconds(run, 20) / 1e9
     src = np.ones(64 * 2**20 // 4, np.float32)  # 64 MB: far beyond any cache
     dst = np.empty_like(src)
-    seconds = _best_seconds(lambda: np.copyto(dst, src), 5)
-    return {"gemm_gflops_1_thread": flops / single / 1e9, "gemm_gflops_all_cores": flops / parallel / 1e9,
-            "copy_bandwidth_gbps": 2 * src.nbytes / seconds / 1e9}  # copy: read + write
+    result["copy_bandwidth_gbps"] = 2 * src.nbytes / _best_seconds(lambda: np.copyto(dst, src), 5) / 1e9
+    return result
 
 
 def host_profile(refresh: bool = False) -> DeviceProfile:
@@ -111,18 +118,20 @@ def _fitted(name: str) -> float:
     return min(1.0, float(np.exp(shipped_fit()["params"]["shape"][name])))
 
 
-def _peak_from_gemm(measured: dict, cores: int) -> tuple[float, str]:
-    """The fp32 peak that makes the calibrated model reproduce the GEMM rate measured with all cores: the model
-    divides peak by the fitted matmul efficiency and scales cores by the fitted parallel efficiency, so invert
-    both. Vendor peaks of the shipped profiles are theoretical; the host's is inferred from what onnxruntime
-    reaches, which is what the estimate is for."""
+def _peak_from_gemm(measured: dict, cores: int, label: str = "gemm") -> tuple[float, str]:
+    """The peak that makes the calibrated model reproduce the GEMM rate measured with all cores: the model divides
+    peak by the fitted matmul efficiency and scales cores by the fitted parallel efficiency, so invert both. The
+    shipped profiles' peaks are theoretical; the host's are inferred from what onnxruntime reaches, which is what
+    the estimate is for."""
     from .estimate import shipped_fit
 
     parallel = 1 / (1 + np.exp(-shipped_fit()["params"]["shape"]["parallel"]))
     modelled_speedup = 1 + (cores - 1) * parallel
-    per_core = measured["gemm_gflops_all_cores"] / modelled_speedup / _fitted("eff:matmul")
-    how = (f"onnxruntime fp32 MatMul 256x768x768 with all {cores} cores: {measured['gemm_gflops_all_cores']:.1f} "
-           f"GFLOP/s (1 thread: {measured['gemm_gflops_1_thread']:.1f}), divided by the fitted matmul efficiency "
+    rate = measured[f"{label}_gflops_all_cores"]
+    per_core = rate / modelled_speedup / _fitted("eff:matmul")
+    op = "DynamicQuantizeMatMul (int8)" if label == "int8_gemm" else "fp32 MatMul"
+    how = (f"onnxruntime {op} 256x768x768 with all {cores} cores: {rate:.1f} GFLOP/s (1 thread: "
+           f"{measured[f'{label}_gflops_1_thread']:.1f}), divided by the fitted matmul efficiency "
            f"{_fitted('eff:matmul'):.2f} and parallel speed-up {modelled_speedup:.2f}, x {cores} cores")
     return per_core * cores, how
 
@@ -131,10 +140,8 @@ def profile_from(ident: dict, measured: dict, path: Path) -> DeviceProfile:
     flags, cores = set(ident["flags"]), ident["cores"]
     x86 = ident["machine"] in ("x86_64", "AMD64", "i686")
     fp32, how_fp32 = _peak_from_gemm(measured, cores)
-    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"})
-    dotprod = "asimddp" in flags
+    int8, how_int8 = _peak_from_gemm(measured, cores, "int8_gemm")
     fp16_arith = "fphp" in flags or "asimdhp" in flags
-    int8 = fp32 * (4 if vnni or dotprod else 2)
     fp16 = fp32 * 2 if (fp16_arith and not x86) else fp32
     names = {"avx2": "avx2", "avx512f": "avx512f", "fma": "fma", "avx": "avx", "sse4_2": "sse4_2", "f16c": "f16c",
              "avx512_vnni": "avx512_vnni", "asimd": "neon", "asimddp": "dotprod", "i8mm": "i8mm"}
@@ -155,9 +162,8 @@ def profile_from(ident: dict, measured: dict, path: Path) -> DeviceProfile:
             "cpu": f"/proc/cpuinfo model name and flags; cores = the CPUs this process may run on; clock_ghz is not "
                    f"read (1.0 placeholder, unused: peak_gflops is measured)",
             "default_threads": "all cores this process may use",
-            "peak_gflops": f"fp32 = {how_fp32} ({how}); int8 = "
-                           f"{'4' if vnni or dotprod else '2'} x fp32 and fp16 = {'2 x ' if fp16 > fp32 else ''}fp32 "
-                           f"(derived from the ISA flags, as in the shipped profiles)",
+            "peak_gflops": f"fp32 = {how_fp32}; int8 = {how_int8} ({how}); fp16 = "
+                           f"{'2 x ' if fp16 > fp32 else ''}fp32 (derived from the ISA flags)",
             "memory_bandwidth_gbps": f"numpy copy of a 64 MB array, read + write bytes / best time, divided by "
                                      f"the fitted memory efficiency ({how})",
             "ram_mb": "os.sysconf physical pages x page size",
