@@ -110,9 +110,12 @@ def _signature_defs(model) -> list[tuple[str, int, list[tuple[str, int]]]]:
 
 
 def _shapes_match(graph, inputs: list[tuple[str, int]], feeds: dict[str, np.ndarray]) -> bool:
-    shapes = {name: tuple(graph.Tensors(t).ShapeAsNumpy()) for name, t in inputs}
+    shapes = {name: tuple(int(d) for d in graph.Tensors(t).ShapeAsNumpy()) for name, t in inputs}
     common = [n for n in feeds if n in shapes]
-    return bool(common) and all(tuple(np.shape(feeds[n])) == shapes[n] for n in common)
+    if common:
+        return all(tuple(np.shape(feeds[n])) == shapes[n] for n in common)
+    # Converters often name signature inputs args_0, args_1...: match the shapes instead.
+    return sorted(tuple(np.shape(v)) for v in feeds.values()) == sorted(shapes.values())
 
 
 def _tensor(model, graph, index: int) -> tuple[tuple[int, ...], int, bool]:
@@ -122,6 +125,13 @@ def _tensor(model, graph, index: int) -> tuple[tuple[int, ...], int, bool]:
     constant = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     return shape, t.Type(), constant
+
+
+def _table(name: str, ins) -> int | None:
+    """Index of the constant 2-D lookup table of a GATHER (input 0) or EMBEDDING_LOOKUP (input 1), if any."""
+    index = 1 if name == "EMBEDDING_LOOKUP" else 0
+    value = ins[index] if len(ins) > index else None
+    return index if value is not None and value[2] and len(value[0]) == 2 else None
 
 
 def _cost(model, graph, op, name: str, schema, label: str) -> OpCost | None:
@@ -162,10 +172,10 @@ def _cost(model, graph, op, name: str, schema, label: str) -> OpCost | None:
         kind, flops = "normalization", 8 * out_numel
     elif name in QUANT:
         kind, flops = "quantize", 2 * out_numel
-    elif name in ("GATHER", "EMBEDDING_LOOKUP") and ins and ins[0] and ins[0][2] and len(ins[0][0]) == 2:
-        kind = "embedding"  # only the looked-up rows are read
-        nbytes = 2 * out_numel * TYPE_BYTES.get(ins[0][1], 4) + sum(
-            math.prod(s) * TYPE_BYTES.get(dt, 4) for s, dt, _ in ins[1:] if s is not None)
+    elif name in ("GATHER", "EMBEDDING_LOOKUP") and _table(name, ins) is not None:
+        kind, table = "embedding", _table(name, ins)  # only the looked-up rows are read
+        nbytes = 2 * out_numel * TYPE_BYTES.get(ins[table][1], 4) + sum(
+            math.prod(v[0]) * TYPE_BYTES.get(v[1], 4) for i, v in enumerate(ins) if v is not None and i != table)
     elif name in ELEMENTWISE:
         kind, flops = "elementwise", (10 if name in TRANSCENDENTAL else 1) * out_numel
     elif name in REDUCE:

@@ -253,3 +253,34 @@ def test_estimate_on_the_host_and_on_an_ssh_device_profile(tiny_files, capsys, t
     code, out, _ = _cli(capsys, "estimate", tiny_files["onnx"], "--device",
                         "ssh://pi@192.0.2.1?profile=raspberry-pi-5", "--json")
     assert code == 0 and json.loads(out)["device"] == "raspberry-pi-5"  # the profile only: nothing is contacted
+
+
+def test_tflite_signatures_are_costed_one_bucket_at_a_time(tmp_path, capsys):
+    """One .tflite with a signature per sequence bucket (as edgepack's TFLite target ships): each is costed alone,
+    picked by name or by the inputs' shapes."""
+    torch = pytest.importorskip("torch")
+    litert_torch = pytest.importorskip("litert_torch")
+    from edgepack.costs import count_costs
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.proj = torch.nn.Embedding(50, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, input_ids, attention_mask):
+            return self.proj(self.embed(input_ids)) * attention_mask[..., None]
+
+    model = Encoder().eval()
+    feeds = {n: (torch.zeros(1, n, dtype=torch.int32), torch.ones(1, n, dtype=torch.int32)) for n in (16, 32)}
+    path = tmp_path / "buckets.tflite"
+    litert_torch.signature("seq_16", model, feeds[16]).signature("seq_32", model, feeds[32]).convert().export(str(path))
+    fc = {s: next(c.flops for c in count_costs(path, {}, s) if c.op_type == "FULLY_CONNECTED") for s in ("seq_16", "seq_32")}
+    assert fc == {"seq_16": 2 * 16 * 8 * 8, "seq_32": 2 * 32 * 8 * 8}
+    by_shape = count_costs(path, {"input_ids": np.zeros((1, 32), np.int32), "attention_mask": np.ones((1, 32), np.int32)})
+    assert next(c.flops for c in by_shape if c.op_type == "FULLY_CONNECTED") == fc["seq_32"]
+    capsys.readouterr()  # the converter's progress lines
+    code, out, _ = _cli(capsys, "estimate", path, "--device", "pixel-4", "--signature", "seq_32", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["gflops"] * 1e9 >= fc["seq_32"] and "embedding" in result["by_class_ms"]
+    code, _, err = _cli(capsys, "estimate", path, "--device", "pixel-4", "--signature", "seq_64")
+    assert code != 0 and "seq_64" in err and err.count("\n") == 1
