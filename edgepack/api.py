@@ -358,15 +358,20 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
+        from .calibration.estimate import RUNTIME_OF_SUFFIX
+        from .calibration.host import host_check  # the host as a profile: estimate vs this very measurement
+
         costs = None
-        if p.profiles:
-            names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
-            try:
-                costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
-            except NotImplementedError as exc:
-                result.notes.append(f"no device estimate: {exc}")
+        runtime = RUNTIME_OF_SUFFIX.get(path.suffix, "onnxruntime")
+        names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
+        try:
+            costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+        except NotImplementedError as exc:
+            result.notes.append(f"no latency estimate: {exc}")
+        if costs is not None:
+            result.latency_ms["host"]["estimate"] = host_check(costs, host["p50"], host["threads"], runtime)
         for profile in p.profiles:
-            est = devices_mod.estimate_latency(costs, profile) if costs is not None else None
+            est = devices_mod.estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
             fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
             checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
                                    profile.budgets, fit)

@@ -157,9 +157,13 @@ def devices_list():
 def devices_show(name):
     import yaml
 
-    from .devices import load_profile
+    from .cli_calibration import error_lines, resolve_profile
 
-    click.echo(yaml.safe_dump(load_profile(name).model_dump(mode="json"), sort_keys=False).rstrip())
+    profile = resolve_profile(name)
+    click.echo(yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True), sort_keys=False).rstrip())
+    click.echo("estimate_error:  # leave-one-out error of the calibrated latency estimate")
+    for line in error_lines(profile):
+        click.echo(f"  {line}")
 
 
 @cli.group()
@@ -184,6 +188,12 @@ def recipes_show(name):
     from .config import Recipe, load_named
 
     click.echo(yaml.safe_dump(load_named("recipes", name, Recipe).model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+from .cli_calibration import calibrate, estimate, measure  # noqa: E402 - after the group they join
+
+for _command in (estimate, calibrate, measure):
+    cli.add_command(_command)
 
 
 def _terminate(signum, frame):

@@ -75,6 +75,7 @@ class OpCost:
     bytes: int         # read (inputs incl. weights) + written (outputs)
     precision: str     # "fp32" / "fp16" / "int8"
     known: bool = True  # False: op type not in the tables above; only its bytes are counted
+    variant: str = ""   # "3x3s1": a dense 3x3 stride-1 conv (runtimes use Winograd or similar fast paths for these)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ def count_costs(path: str | Path, inputs: dict[str, np.ndarray], signature: str 
     suffix = Path(path).suffix
     if suffix == ".onnx":
         return count_onnx_costs(path, inputs)
+    if suffix == ".tflite":
+        from .tflite_costs import count_tflite_costs
+
+        return count_tflite_costs(path, inputs, signature)
     raise NotImplementedError(f"no cost counter for {suffix} files yet")
 
 
@@ -193,7 +198,7 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
     out = outs[0] if outs and outs[0] is not None else None
     out_numel = out.numel if out else 0
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    flops, known = 0, True
+    flops, known, variant = 0, True, ""
     if op in MATMUL_OPS:
         kind, flops = "matmul", _matmul_flops(op, ins, out_numel, attrs)
     elif op in CONV_OPS:
@@ -204,6 +209,9 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
             flops = 2 * ins[0].numel * math.prod(weight.shape[1:])
         elif weight is not None:
             flops = 2 * out_numel * math.prod(weight.shape[1:])
+        if (kind == "conv" and weight is not None and tuple(weight.shape[2:]) == (3, 3)
+                and set(attrs.get("strides", [1])) == {1} and attrs.get("group", 1) == 1):
+            variant = "3x3s1"
         bias = 8 if op == "QLinearConv" else 2
         if op != "ConvInteger" and len(ins) > bias and ins[bias] is not None:
             flops += out_numel
@@ -224,6 +232,8 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
         kind, flops = "elementwise", ELEMENTWISE_OPS[op] * out_numel
     elif op in REDUCE_OPS:
         kernel = math.prod(attrs.get("kernel_shape", [1]))
+        if ins[0] is not None and len(ins[0].shape) > 2:  # a window larger than the input reads only the input
+            kernel = min(kernel, math.prod(ins[0].shape[2:]))
         kind = "elementwise"
         flops = out_numel * kernel if op in ("MaxPool", "AveragePool", "LpPool") else (ins[0].numel if ins[0] else 0)
     elif op in MOVE_OPS:
@@ -234,7 +244,7 @@ def _cost(node: onnx.NodeProto, name: str, values: dict[str, _Value], const: set
             io_bytes = 2 * out.nbytes + sum(v.nbytes for v in ins[1:] if v is not None)
     else:
         kind, known = "other", False
-    return OpCost(name, op, kind, int(flops), int(io_bytes), _precision(node, present), known)
+    return OpCost(name, op, kind, int(flops), int(io_bytes), _precision(node, present), known, variant)
 
 
 def _matmul_flops(op: str, ins: list[_Value | None], out_numel: int, attrs: dict) -> int:

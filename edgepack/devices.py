@@ -36,6 +36,7 @@ class Cpu(Strict):
     hardware_threads: int | None = Field(default=None, gt=0, description="with SMT; default = cores")
     efficiency_cores: int = Field(default=0, ge=0, description="little cores, not counted in peak_gflops")
     efficiency_core_type: str | None = None
+    efficiency_core_gflops: float | None = Field(default=None, gt=0, description="fp32 peak of one efficiency core")
 
 
 class PeakGflops(Strict):
@@ -57,6 +58,23 @@ class Budgets(Strict):
         return Gates(**self.model_dump())
 
 
+class ErrorSummary(Strict):
+    """Leave-one-out error of the calibrated estimate (see edgepack/calibration/fit.py: error_summary)."""
+
+    n: int = Field(ge=0)
+    median_abs_error_pct: float = Field(ge=0)
+    within_25pct: float = Field(ge=0, le=1)
+    range_log_halfwidth: float = Field(ge=0)
+
+
+class Calibration(Strict):
+    """A refit from the user's own measurements (`edgepack calibrate`); replaces the shipped offsets of the device."""
+
+    fitted_on: str
+    offsets: dict[str, float]
+    error: ErrorSummary
+
+
 class DeviceProfile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     display_name: str
@@ -72,13 +90,14 @@ class DeviceProfile(Strict):
     budgets: Budgets
     sources: dict[str, str]
     notes: str | None = None
+    calibration: Calibration | None = None
 
     @model_validator(mode="after")
     def _every_figure_has_a_source(self) -> "DeviceProfile":
         missing = [key for key in SOURCED_FIELDS if not self.sources.get(key, "").strip()]
         if missing:
             raise ValueError(f"sources: no citation for {', '.join(missing)} (every figure group needs one)")
-        unknown = sorted(set(self.sources) - set(type(self).model_fields))
+        unknown = sorted(set(self.sources) - set(type(self).model_fields) - {"calibration"})
         if unknown:
             raise ValueError(f"sources: {', '.join(unknown)} is not a field of the profile")
         if self.default_threads > (self.cpu.hardware_threads or self.cpu.cores) + self.cpu.efficiency_cores:
@@ -87,7 +106,16 @@ class DeviceProfile(Strict):
 
 
 def load_profile(name_or_path: str) -> DeviceProfile:
-    """A shipped profile by name (`raspberry-pi-4`) or any profile YAML by path."""
+    """A shipped profile by name (`raspberry-pi-4`), any profile YAML by path, `host` (this machine, measured once
+    and cached), or an ssh:// device URL (its `profile=`; `edgepack measure` runs on the device itself)."""
+    if name_or_path == "host":
+        from .calibration.host import host_profile
+
+        return host_profile()
+    if name_or_path.startswith("ssh://"):
+        from .remote.ssh import parse_url
+
+        return parse_url(name_or_path).load_profile()
     return load_named("devices", name_or_path, DeviceProfile)
 
 
@@ -130,9 +158,9 @@ def fits(profile: DeviceProfile, size_bytes: int, peak_memory_bytes: int | None)
 
 # ---- latency estimate -------------------------------------------------------------------------------------------
 
-# Uncalibrated defaults, set by hand so MobileNetV2/V1 fp32 land within ~0.6-1.7x of the published Raspberry Pi 4/5
-# rows of measurements.csv (ncnn, XNNPACK). A later fit against all of measurements.csv replaces them.
-# kernel class: (fraction of peak FLOP/s reached, fraction of DRAM bandwidth reached)
+# Hand-set starting values of the calibrated model (the fit pulls its per-class efficiencies towards these, so a
+# class the calibration data never exercises keeps them). Kernel class: (fraction of peak FLOP/s, fraction of DRAM
+# bandwidth).
 EFFICIENCY: dict[str, tuple[float, float]] = {
     "conv":          (0.65, 0.6),
     "depthwise":     (0.25, 0.6),
@@ -145,10 +173,7 @@ EFFICIENCY: dict[str, tuple[float, float]] = {
     "data-movement": (0.10, 0.4),
     "other":         (0.10, 0.4),
 }
-OVERHEAD_US = 4.0             # fixed dispatch cost per op, microseconds
-PARALLEL_EFFICIENCY = 0.4     # each thread beyond the first adds this fraction of a core
-SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull; more threads reach all of it
-BAND = 2.0                    # low/high: efficiencies x BAND and / BAND (capped at 1), overhead / and x BAND
+OVERHEAD_US = 4.0  # fixed dispatch cost per op, microseconds
 
 
 @dataclass(frozen=True)
@@ -159,39 +184,39 @@ class LatencyEstimate:
     threads: int
     by_class: dict[str, float] = field(default_factory=dict)  # ms per kernel class (of estimate_ms)
     note: str = ""
+    runtime: str = "onnxruntime"
+    error: dict = field(default_factory=dict)  # the leave-one-out error the range comes from (and its basis)
 
 
-def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int | None = None) -> LatencyEstimate:
-    """Roofline estimate: each op takes max(compute time, memory time) plus a fixed dispatch overhead."""
+def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int | None = None,
+                     runtime: str = "onnxruntime") -> LatencyEstimate:
+    """Calibrated estimate (edgepack/calibration): per-op roofline with fitted efficiencies, overheads and device /
+    runtime factors; the range is the leave-one-out error of the fit for this device and runtime."""
+    from .calibration.estimate import calibrated
+
     threads = profile.default_threads if threads is None else threads
     if threads < 1:
         raise UsageError(f"threads must be at least 1, got {threads}")
-    used = min(threads, profile.cpu.cores)  # SMT siblings and little cores add nothing here
-    core_share = (1 + (used - 1) * PARALLEL_EFFICIENCY) / profile.cpu.cores
-    bandwidth = profile.memory_bandwidth_gbps * 1e9 * min(1.0, SINGLE_THREAD_BANDWIDTH * used)
-    peaks = profile.peak_gflops.model_dump()
-
-    def op_seconds(op: OpCost, scale: float) -> float:
-        compute_eff, memory_eff = EFFICIENCY.get(op.kernel_class, EFFICIENCY["other"])
-        peak = peaks[op.precision] * 1e9 * core_share * min(1.0, compute_eff * scale)
-        return max(op.flops / peak, op.bytes / (bandwidth * min(1.0, memory_eff * scale))) + OVERHEAD_US * 1e-6 / scale
-
-    by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
-    for op in costs:
-        by_class[op.kernel_class] += op_seconds(op, 1.0) * 1e3
-    low = sum(op_seconds(op, BAND) for op in costs) * 1e3
-    high = sum(op_seconds(op, 1 / BAND) for op in costs) * 1e3
+    result = calibrated(costs, profile, threads, runtime)
+    error = result["error"]
+    note = (f"calibrated estimate for {profile.display_name} ({runtime}), {threads} thread(s), {len(costs)} ops; "
+            f"range from the {error['basis']}: median error {error['median_abs_error_pct']:.0f}%, "
+            f"{error['within_25pct']:.0%} within +-25% (n={error['n']})")
+    if result["unseen"]:
+        note += f"; no published measurements for this {' or '.join(result['unseen'])}: average factor used"
     unknown = sorted({op.op_type for op in costs if not op.known})
-    note = (f"uncalibrated roofline estimate for {profile.display_name}, {threads} thread(s), {len(costs)} ops; "
-            f"low/high = efficiencies x{BAND:g} / x{1 / BAND:g}")
     if unknown:
         note += f"; op types counted by bytes only: {', '.join(unknown)}"
-    return LatencyEstimate(estimate_ms=sum(by_class.values()), low_ms=low, high_ms=high, threads=threads,
-                           by_class={k: v for k, v in by_class.items() if v}, note=note)
+    return LatencyEstimate(estimate_ms=result["estimate_ms"], low_ms=result["low_ms"], high_ms=result["high_ms"],
+                           threads=threads, by_class=result["by_class"], note=note, runtime=runtime, error=error)
 
 
-def estimate_file(onnx_path: str | Path, inputs: dict, profile: DeviceProfile | str,
-                  threads: int | None = None) -> LatencyEstimate:
-    """Convenience: count the graph's costs and estimate them on a profile (by name or object)."""
+def estimate_file(path: str | Path, inputs: dict, profile: DeviceProfile | str, threads: int | None = None,
+                  signature: str | None = None) -> LatencyEstimate:
+    """Convenience: count the file's costs (ONNX or TFLite) and estimate them on a profile (by name or object)."""
+    from .calibration.estimate import RUNTIME_OF_SUFFIX
+    from .costs import count_costs
+
     profile = load_profile(profile) if isinstance(profile, str) else profile
-    return estimate_latency(count_onnx_costs(onnx_path, inputs), profile, threads)
+    runtime = RUNTIME_OF_SUFFIX.get(Path(path).suffix, "onnxruntime")
+    return estimate_latency(count_costs(path, inputs, signature), profile, threads, runtime)

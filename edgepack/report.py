@@ -103,8 +103,9 @@ def to_markdown(report: Report) -> str:
              f"Evaluation data: {report.data.get('origin')} ({report.data.get('samples')} samples"
              f"{', labelled' if report.data.get('labels') else ''}). Host latency: batch 1, sequence length "
              f"{report.sequence_length}, {host.get('threads')} threads, {host.get('warmup')} warm-up runs excluded, "
-             f"{host.get('runs')} timed runs, on {host.get('cpu')}. Device latencies are estimates from a roofline "
-             "model of the exported graph, not measurements.", "",
+             f"{host.get('runs')} timed runs, on {host.get('cpu')}. Device latencies are calibrated estimates from the "
+             "exported graph's op costs (range: the fit's leave-one-out error), not measurements, unless marked "
+             "measured.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += compression_sections(report)
@@ -119,6 +120,11 @@ def to_markdown(report: Report) -> str:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in a.accuracy["details"].items())
             lines.append(f"Accuracy: {details}.")
+        check = (a.latency_ms.get("host") or {}).get("estimate")
+        if check:
+            lines.append(f"Host estimate vs host measurement (a check on the cost model): estimate "
+                         f"{check['estimate']:.2f} ms (range {check['low']:.2f}-{check['high']:.2f}) vs measured p50 "
+                         f"{check['measured_p50']:.2f} ms: x{check['estimate_over_measured']:.2f}.")
         if a.memory_mb is not None:
             lines.append(f"Inference memory: {a.memory_mb:.1f} MB (peak RSS of the timing process above its size "
                          "before the runtime and model were loaded).")

@@ -18,6 +18,10 @@ def test_wheel_ships_every_recipe_and_device_profile(tmp_path):
         shipped = {Path(n).stem for n in names if n.startswith(f"edgepack/_data/{kind}/") and n.endswith(".yaml")}
         assert shipped == set(list_names(kind))
     assert "edgepack/targets/onnx_passes.py" in names and "edgepack/bench/probe.py" in names
+    # The calibrated estimate's data and the SSH runner copied to devices.
+    for shipped in ("calibration/fit.json", "calibration/model_costs.json", "calibration/published.csv",
+                    "remote/runner.py", "tflite_costs.py"):
+        assert f"edgepack/{shipped}" in names, shipped
 
 
 def test_import_loads_no_heavy_toolchain():

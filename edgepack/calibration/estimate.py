@@ -1,0 +1,87 @@
+"""The calibrated latency estimate: the fitted model of `fit.py` applied to one graph's op costs on one profile.
+
+The fitted parameters ship as `fit.json` (benchmarks/device_estimate.py --write-fit regenerates it from
+published.csv). A profile refitted by `edgepack calibrate` carries its own offsets and error in its `calibration`
+block, which take precedence over the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+
+from ..costs import KERNEL_CLASSES, OpCost
+from .data import HERE, Measurement, fit_class
+from .fit import FIT_CLASSES, Params, Table, device_key, dominant_precision, offset_device
+
+FIT_FILE = HERE / "fit.json"
+# LiteRT runs float and dynamic-int8 graphs through XNNPACK by default: the published XNNPACK rows are its family
+# ("tflite" there are pre-XNNPACK TFLite kernels).
+RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".tflite": "xnnpack"}
+
+
+@lru_cache(maxsize=1)
+def shipped_fit() -> dict:
+    return json.loads(FIT_FILE.read_text())
+
+
+def op_groups(costs: list[OpCost]) -> tuple:
+    """OpCosts -> compact groups carrying their own precision: (class, flops, bytes, count, precision)."""
+    groups = Counter((fit_class(c), c.flops, c.bytes, c.precision) for c in costs)
+    return tuple((k, f, b, n, p) for (k, f, b, p), n in sorted(groups.items()))
+
+
+def error_for(profile, runtime: str) -> dict:
+    """The leave-one-out error that applies to `profile` on `runtime`, and what it was measured on.
+
+    Order: the profile's own calibration; its published rows on that runtime family; its published rows on any
+    runtime; the runtime family's rows on all devices; and, for a device with no rows, the leave-device-out error.
+    """
+    calibration = getattr(profile, "calibration", None)
+    if calibration is not None:
+        return {**calibration.error.model_dump(), "basis": f"leave-one-out over {calibration.fitted_on}"}
+    errors = shipped_fit()["errors"]
+    candidates = [(f"pair:{profile.name}|{runtime}", f"{profile.name}'s published {runtime} rows"),
+                  (f"device:{profile.name}", f"{profile.name}'s published rows (all runtimes)"),
+                  (f"runtime:{runtime}", f"published {runtime} rows on all devices")]
+    for key, basis in candidates:
+        summary = errors.get(key)
+        if summary and summary["n"] >= 5:
+            return {**summary, "basis": f"leave-one-out over {basis}"}
+    return {**errors["leave-device-out"], "basis": "leave-device-out over all published rows (no rows of its own)"}
+
+
+def params_for(profile) -> Params:
+    params = Params.from_json(shipped_fit()["params"])
+    calibration = getattr(profile, "calibration", None)
+    if calibration is not None:  # the user's refit replaces this device's offsets
+        params.offsets = {k: v for k, v in params.offsets.items() if offset_device(k) != profile.name}
+        params.offsets.update(calibration.offsets)
+    return params
+
+
+def calibrated(costs: list[OpCost], profile, threads: int, runtime: str = "onnxruntime") -> dict:
+    """Estimate in ms with its range and per-class breakdown, and the error it is based on."""
+    groups = op_groups(costs)
+    precision = dominant_precision(groups)
+    row = Measurement(device=profile.name, runtime=runtime, threads=threads, precision=precision, latency_ms=1.0,
+                      ops=groups)
+    params = params_for(profile)
+    table = Table([row], {profile.name: profile})
+    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime, precision,
+                                                                         min(threads, profile.cpu.cores)))
+    by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
+    for cls_index, s in zip(table.cls, seconds):
+        by_class[FIT_CLASSES[cls_index].split("/")[0]] += float(s) * 1e3
+    total = float(np.sum(seconds)) * 1e3
+    error = error_for(profile, runtime)
+    width = math.exp(error["range_log_halfwidth"])
+    known = {f"device:{device_key(profile.name, 'big')}", f"runtime:{runtime}"}
+    unseen = [k.split(":")[0] for k in sorted(known) if k not in params.offsets]
+    return {"estimate_ms": total, "low_ms": total / width, "high_ms": total * width,
+            "by_class": {k: v for k, v in by_class.items() if v}, "error": error, "runtime": runtime,
+            "unseen": unseen}
