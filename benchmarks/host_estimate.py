@@ -24,7 +24,7 @@ from edgepack.bench.latency import cpu_name, measure  # noqa: E402
 from edgepack.calibration.host import cache_dir, host_check, host_profile  # noqa: E402
 from edgepack.costs import count_costs  # noqa: E402
 
-SEQUENCE, THREADS, RUNS, WARMUP = 128, 2, 100, 10
+SEQUENCE, THREADS, RUNS, WARMUP, REPEATS = 128, 2, 100, 10, 5
 
 
 def main() -> None:
@@ -36,21 +36,28 @@ def main() -> None:
              f"Command: `EDGEPACK_CACHE=$(mktemp -d) flock /tmp/edgepack-heavy.lock .venv/bin/python "
              f"benchmarks/host_estimate.py dist/{folder.name}` "
              f"on {cpu_name()}; batch 1, sequence {SEQUENCE}, {THREADS} threads, p50 of {RUNS} runs after {WARMUP} "
-             f"warm-up. Host profile (cached in {cache_dir()}/host.json): {profile.peak_gflops.fp32:.1f} GFLOP/s "
+             f"warm-up, each artifact timed {REPEATS} times (alternating fresh processes; the median p50 is compared, "
+             f"all are listed). Host profile (cached in {cache_dir()}/host.json): {profile.peak_gflops.fp32:.1f} GFLOP/s "
              f"fp32, {profile.memory_bandwidth_gbps:.1f} GB/s.", "",
-             "| artifact | measured p50 ms | estimate ms | range ms | estimate / measured | within +-30% |",
-             "|---|---|---|---|---|---|"]
-    for name in ("model-fp32.onnx", "model-int8-dynamic.onnx"):
-        path = folder / "onnx" / name
-        import onnx
+             "| artifact | measured p50 ms (median; each repeat) | estimate ms | range ms | estimate / measured "
+             "| within +-30% |", "|---|---|---|---|---|---|"]
+    import onnx
 
-        names = {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
-        inputs = {k: v for k, v in feeds.items() if k in names}
-        host = measure(path, inputs, THREADS, WARMUP, RUNS)
-        check = host_check(count_costs(path, inputs), host["p50"], THREADS)
+    names = ("model-fp32.onnx", "model-int8-dynamic.onnx")
+    inputs, p50s = {}, {name: [] for name in names}
+    for name in names:
+        graph_inputs = {i.name for i in onnx.load(str(folder / "onnx" / name), load_external_data=False).graph.input}
+        inputs[name] = {k: v for k, v in feeds.items() if k in graph_inputs}
+    for _ in range(REPEATS):  # alternate, so a slow spell of this shared machine hits both alike
+        for name in names:
+            p50s[name].append(measure(folder / "onnx" / name, inputs[name], THREADS, WARMUP, RUNS)["p50"])
+    for name in names:
+        median = float(np.median(p50s[name]))
+        check = host_check(count_costs(folder / "onnx" / name, inputs[name]), median, THREADS)
         ratio = check["estimate_over_measured"]
-        lines.append(f"| {name} | {host['p50']:.2f} | {check['estimate']:.2f} | {check['low']:.1f}-{check['high']:.1f}"
-                     f" | {ratio:.2f} | {'yes' if abs(ratio - 1) <= 0.30 else 'NO'} |")
+        each = ", ".join(f"{v:.2f}" for v in p50s[name])
+        lines.append(f"| {name} | {median:.2f} ({each}) | {check['estimate']:.2f} | {check['low']:.1f}-"
+                     f"{check['high']:.1f} | {ratio:.2f} | {'yes' if abs(ratio - 1) <= 0.30 else 'NO'} |")
     lines += ["", "No onnxruntime rows are in the published calibration data, so the runtime factor for onnxruntime is "
               "the average of the fitted runtimes. The host profile's peaks are inferred from onnxruntime's own fp32 "
               "MatMul and int8 DynamicQuantizeMatMul rates on all cores (edgepack/calibration/host.py), measured "

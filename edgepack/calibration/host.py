@@ -84,7 +84,15 @@ def measure(cores: int) -> dict:
     for label, int8 in (("gemm", False), ("int8_gemm", True)):
         for suffix, threads in (("1_thread", 1), ("all_cores", cores)):
             run, flops = _gemm_session(threads, int8)
-            result[f"{label}_gflops_{suffix}"] = flops / _best_seconds(run, 20) / 1e9
+            # A neighbour's burst during the all-core run would be cached for good: take the best of a few tries,
+            # retrying while all cores look no faster than one (the number is a peak, so the best is the estimate).
+            rate = flops / _best_seconds(run, 20) / 1e9
+            for _ in range(3 if threads > 1 else 0):
+                if rate >= 1.3 * result[f"{label}_gflops_1_thread"]:
+                    break
+                time.sleep(0.5)
+                rate = max(rate, flops / _best_seconds(run, 20) / 1e9)
+            result[f"{label}_gflops_{suffix}"] = rate
     src = np.ones(64 * 2**20 // 4, np.float32)  # 64 MB: far beyond any cache
     dst = np.empty_like(src)
     result["copy_bandwidth_gbps"] = 2 * src.nbytes / _best_seconds(lambda: np.copyto(dst, src), 5) / 1e9
