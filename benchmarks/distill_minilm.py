@@ -111,7 +111,13 @@ def evaluate(out_md: Path) -> None:
 
     task = FeatureExtraction(resolve(MODEL))
     feed = task.latency_inputs(["edgepack measures latency at the recipe length"], 128)
-    timing = timed_interleaved(artifacts, feed, threads=2, rounds=30, runs=10, seed=0)
+    raw: dict = {}
+    timing = timed_interleaved(artifacts, feed, threads=2, rounds=30, runs=10, seed=0, raw=raw)
+    # This shared 2-core machine's timings are bimodal (spells of ~1.5x slower runs): pair each round's p50s, which
+    # are taken a few milliseconds apart, and take the median of the per-round ratios as well.
+    per_round = [np.percentile(raw["teacher"][i:i + 10], 50) / np.percentile(raw["student"][i:i + 10], 50)
+                 for i in range(0, len(raw["teacher"]), 10)]
+    paired = float(np.median(per_round))
 
     probe_idx = np.random.default_rng(1).choice(train_idx, size=PROBE_TRAIN, replace=False)
     y_train, y_held = np.array([labels[i] for i in probe_idx]), np.array([labels[i] for i in held_idx])
@@ -146,7 +152,10 @@ def evaluate(out_md: Path) -> None:
         "int8 costs each model; `pack --distill` scores the student against the teacher instead).", "",
         "| model (int8 ONNX) | size MB | p50 / p90 ms | probe accuracy (held-out) | int8 cosine to own fp32 |",
         "|---|---|---|---|---|", *rows, "",
-        f"Student speed-up over the teacher (p50): **{speedup:.2f}x** (target >= 1.8x). Probe accuracy difference: "
+        f"Student speed-up over the teacher (p50 over all runs): **{speedup:.2f}x**; median of the 30 per-round "
+        f"ratios (each round times both back to back): **{paired:.2f}x** (quartiles "
+        f"{np.percentile(per_round, 25):.2f}-{np.percentile(per_round, 75):.2f}; target >= 1.8x). "
+        "Probe accuracy difference: "
         f"**{(probe['teacher'] - probe['student']) * 100:+.2f} points** (teacher minus student; target <= 3).", "",
         f"Host: {reports['teacher']['host']['cpu']}, shared with other jobs (runs were serialised with a lock).", ""]
     out_md.write_text("\n".join(lines))

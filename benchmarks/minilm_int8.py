@@ -32,7 +32,8 @@ def optimum_dynamic_int8(fp32_dir: Path, dest: Path) -> Path:
     return next(dest.glob("*quantized*.onnx"))
 
 
-def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, runs: int, seed: int) -> dict:
+def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, runs: int, seed: int,
+                      raw: dict | None = None) -> dict:
     """p50/p90 per candidate. Each round visits every candidate in a shuffled order and times `runs` calls after one
     untimed call that re-warms the caches, so that slow drifts of this shared machine hit every candidate alike."""
     import random
@@ -45,7 +46,8 @@ def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, r
     calls = {}
     for name, target in candidates.items():
         if isinstance(target, Path):
-            session = OnnxRuntimeSession(target, threads)
+            # No spinning: an idle session's spinning worker would steal a core from the one being timed.
+            session = OnnxRuntimeSession(target, threads, spin=False)
             calls[name] = (lambda s: lambda: s.run(feed))(session)
         else:
             tfeed = {k: torch.from_numpy(v) for k, v in feed.items()}
@@ -65,6 +67,8 @@ def timed_interleaved(candidates: dict, feed: dict, threads: int, rounds: int, r
                     start = time.perf_counter()
                     calls[name]()
                     times[name].append((time.perf_counter() - start) * 1000)
+    if raw is not None:  # every timing, in order: `runs` per round per candidate
+        raw.update(times)
     return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 90))) for name, t in times.items()}
 
 

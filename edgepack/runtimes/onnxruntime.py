@@ -13,10 +13,12 @@ from ..registry import RUNTIMES
 class OnnxRuntimeSession:
     formats = (".onnx",)
 
-    def __init__(self, path: str | Path, threads: int):
+    def __init__(self, path: str | Path, threads: int, spin: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if not spin:  # idle worker threads sleep: sessions timed in turn in one process must not slow each other
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
