@@ -4,8 +4,9 @@
 
 1. Size, fidelity (1,000 real tweets, one at a time at natural length, through each runtime) and host latency of
    every artifact, as the pack report gives them (Core ML: the Linux checks; it cannot execute here).
-2. The speed claim, sequence length 128: TFLite dynamic int8 vs ONNX fp32 p50, the two timed round-robin in one
-   process (`rounds` x `runs` each, warm-up excluded), so that this shared machine's drift hits both alike.
+2. The speed claim, sequence length 128: TFLite dynamic int8 vs ONNX fp32 p50, each timed as `pack` times it (a
+   fresh process, warm-up excluded), alternating `rounds` times, so that this shared machine's drift hits both
+   alike (in one process, onnxruntime's spinning workers would slow LiteRT between its own turns).
 3. Natural lengths: mean latency per tweet over 300 tweets (ONNX: dynamic axes; TFLite: smallest bucket that fits).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -33,24 +33,6 @@ def sessions(out: Path, threads: int) -> dict:
             "onnx int8-dynamic": OnnxRuntimeSession(out / "onnx/model-int8-dynamic.onnx", threads),
             "tflite fp32": LiteRtSession(out / "tflite/model-fp32.tflite", threads),
             "tflite int8-dynamic": LiteRtSession(out / "tflite/model-int8-dynamic.tflite", threads)}
-
-
-def interleaved(candidates: dict, feed: dict, rounds: int, runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for session in candidates.values():
-        for _ in range(10):
-            session.run(feed)
-    rng = random.Random(0)
-    for _ in range(rounds):
-        order = list(candidates)
-        rng.shuffle(order)
-        for name in order:
-            candidates[name].run(feed)  # re-warm after the previous candidate
-            for _ in range(runs):
-                start = time.perf_counter()
-                candidates[name].run(feed)
-                times[name].append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def natural_lengths(candidates: dict, task, texts: list[str]) -> dict[str, float]:
@@ -73,8 +55,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None, help="keep the pack output here")
     args = parser.parse_args()
 
@@ -84,15 +66,19 @@ def main() -> None:
                                      precisions=PRECISIONS, threads=args.threads, runs=args.runs, force=True))
     pack_minutes = (time.time() - started) / 60
 
+    from edgepack.bench.latency import measure
+
     candidates = sessions(out, args.threads)
     task = report_task(out)
     feed = task.encode([" ".join(["edge"] * 200)], 128)
     assert int(feed["attention_mask"].sum()) == 128
-    times = interleaved(candidates, feed, args.rounds, args.runs)
-    p50 = {name: float(np.percentile(t, 50)) for name, t in times.items()}
-    per_round = [float(np.percentile(times["tflite int8-dynamic"][i * args.runs:(i + 1) * args.runs], 50) /
-                       np.percentile(times["onnx fp32"][i * args.runs:(i + 1) * args.runs], 50))
-                 for i in range(args.rounds)]
+    files = {"onnx fp32": out / "onnx/model-fp32.onnx", "tflite int8-dynamic": out / "tflite/model-int8-dynamic.tflite"}
+    rounds: dict[str, list[dict]] = {name: [] for name in files}
+    for _ in range(args.rounds):
+        for name, path in files.items():
+            rounds[name].append(measure(path, feed, args.threads, 20, args.runs))
+    p50 = {name: float(np.median([r["p50"] for r in rs])) for name, rs in rounds.items()}
+    per_round = [t["p50"] / o["p50"] for o, t in zip(rounds["onnx fp32"], rounds["tflite int8-dynamic"])]
     texts = load_tweets(300)
     natural = natural_lengths(candidates, task, texts)
 
@@ -122,11 +108,14 @@ def main() -> None:
             f"{host['p50']:.2f}" if host else ("not run here" if a.not_run else "-"),
             "pass" if a.passed else f"FAIL: {failed[:160]}", how]) + " |")
     ratio = p50["tflite int8-dynamic"] / p50["onnx fp32"]
-    lines += ["", "## 2. Speed claim: TFLite dynamic int8 vs ONNX fp32, sequence 128, interleaved", "",
-              f"{args.rounds} rounds x {args.runs} runs each, one process, shuffled order per round.", "",
-              "| artifact | p50 ms | p90 ms |", "|---|---|---|"]
-    lines += [f"| {n} | {p50[n]:.2f} | {np.percentile(t, 90):.2f} |" for n, t in times.items()]
-    lines += ["", f"**TFLite int8-dynamic p50 / ONNX fp32 p50 = {ratio:.3f}** (limit 0.30); per round: "
+    lines += ["", "## 2. Speed claim: TFLite dynamic int8 vs ONNX fp32, sequence 128, alternating fresh processes", "",
+              f"{args.rounds} rounds; in each, each artifact is timed in a fresh process ({args.runs} runs after 20 "
+              "warm-up), as `pack` times it.", "",
+              "| artifact | median p50 ms | p50 of each round |", "|---|---|---|"]
+    for name, runs in rounds.items():
+        each = ", ".join(f"{r['p50']:.2f}" for r in runs)
+        lines.append(f"| {name} | {p50[name]:.2f} | {each} |")
+    lines += ["", f"**TFLite int8-dynamic p50 / ONNX fp32 p50 = {ratio:.3f}** (medians; limit 0.30); per round: "
               + ", ".join(f"{r:.3f}" for r in per_round) + ".", "",
               "## 3. Natural lengths (300 tweets, mean latency per tweet, same sessions)", "",
               f"Mean tokens per tweet: {natural.pop('_tokens'):.1f}.", "", "| artifact | mean ms per tweet |",
