@@ -69,7 +69,7 @@ def main() -> None:
     from edgepack.bench.latency import measure
 
     candidates = sessions(out, args.threads)
-    task = report_task(out)
+    task = minilm_task()
     feed = task.encode([" ".join(["edge"] * 200)], 128)
     assert int(feed["attention_mask"].sum()) == 128
     files = {"onnx fp32": out / "onnx/model-fp32.onnx", "tflite int8-dynamic": out / "tflite/model-int8-dynamic.tflite"}
@@ -132,7 +132,7 @@ def main() -> None:
                                                           "natural": natural}, indent=2) + "\n")
 
 
-def report_task(out: Path):
+def minilm_task():
     from edgepack.source import resolve
     from edgepack.tasks.feature_extraction import FeatureExtraction
 

@@ -238,12 +238,11 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         from .compress.corpus import training_texts
 
         calibration = training_texts(p, options)  # (samples, where they come from): not the evaluation samples
-    samples, origin = calibration or (p.dataset.texts, "the evaluation samples")
+    samples, origin = calibration or ([], "")
     settings = ExportSettings(
         sequence_length=p.sequence_length, opset=options.opset,
         buckets=sequence_buckets(p.recipe.sequence_buckets if p.recipe else [], p.sequence_length),
-        calibration=[p.task.encode([s], p.sequence_length) for s in samples[:100]] if calibration else [],
-        calibration_origin=origin)
+        calibration=list(samples), calibration_origin=origin)
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
     notes: list[str] = []
@@ -257,8 +256,6 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         for target_cls in p.targets:
             (work / (role or "")).mkdir(exist_ok=True)
             target = target_cls(work / (role or ""))
-            if calibration:
-                target.calibration_texts, target.calibration_origin = calibration
             skipped = [x for x in p.requested_precisions if x not in p.precisions[target_cls.name]]
             if skipped and role != "student":
                 notes.append(f"{target_cls.name}: no {', '.join(skipped)} (the target offers "
@@ -334,9 +331,9 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
                           for name, detail in ([("format check", found)] if isinstance(found, str) else found)]
         result.sha256, result.size_bytes = sha256(path), size_of(path)
         size_mb = result.size_bytes / 1e6
-        result.deployment = getattr(target, "deployment", lambda precision: {})(result.precision)
+        result.deployment = target.deployment(result.precision)
 
-        why_not = target.runs_here() if hasattr(target, "runs_here") else None
+        why_not = target.runs_here()
         if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
             result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured")

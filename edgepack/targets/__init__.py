@@ -22,8 +22,35 @@ class ExportSettings:
     sequence_length: int
     buckets: list[int]  # fixed-shape targets: one entry point per sequence length
     opset: int | None = None
-    calibration: list = field(default_factory=list)  # encoded samples for full-integer calibration
+    calibration: list = field(default_factory=list)  # samples (texts, image paths) static quantization calibrates on
     calibration_origin: str = ""
+
+
+class Target:
+    """What the pipeline asks of every target; each target file subclasses it and registers with
+    `@TARGETS.register(name)`. The defaults suit a target with no optional toolchain that runs anywhere."""
+
+    precisions: tuple[str, ...] = ()
+    suffix = ""
+    runtime = ""
+
+    @staticmethod
+    def require() -> None:
+        """Import the target's optional toolchain, or raise MissingExtra naming the extra."""
+
+    @staticmethod
+    def unsupported(source, task_name: str) -> str | None:
+        """Why this model cannot go to this target, known before exporting; None when it may."""
+        return None
+
+    @staticmethod
+    def runs_here() -> str | None:
+        """Why artifacts of this target cannot execute on this host; None when they can."""
+        return None
+
+    def deployment(self, precision: str) -> dict:
+        """What an app's build must know beyond inputs and outputs (e.g. a minimum OS), for the manifest."""
+        return {}
 
 
 def sequence_buckets(requested: list[int], sequence_length: int) -> list[int]:

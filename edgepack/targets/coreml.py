@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, quiet_toolchain, require
+from . import ExportSettings, Target, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # The oldest OS each precision's ops exist on: ML programs need iOS 15; the compressed-weight ops (constexpr_affine_
@@ -31,7 +31,7 @@ WEIGHT_THRESHOLD = 2048  # coremltools.optimize leaves smaller tensors (biases, 
 
 
 @TARGETS.register("coreml")
-class CoreMlTarget:
+class CoreMlTarget(Target):
     precisions = ("fp32", "fp16", "int8-weight", "int4-palettized")
     suffix = ".mlpackage"
     runtime = "coreml"
@@ -44,10 +44,6 @@ class CoreMlTarget:
     @staticmethod
     def require() -> None:
         require("the coreml target", "coreml", "coremltools")
-
-    @staticmethod
-    def unsupported(source, task_name: str) -> str | None:
-        return None  # known only once the graph is traced: see export's preflight
 
     @staticmethod
     def runs_here() -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, quiet_toolchain
+from . import ExportSettings, Target, quiet_toolchain
 
 SMOOTHING_ALPHA = 0.65  # 0.5 (SmoothQuant's default) was worse than no smoothing on MiniLM; 0.65-0.85 all work
 # Each inserted Mul costs ~1% of MiniLM's int8 latency; outlier-free activations (max/median channel range < 10)
@@ -16,7 +16,7 @@ SMOOTHING_MIN_OUTLIER_RATIO = 10.0
 
 
 @TARGETS.register("onnx")
-class OnnxTarget:
+class OnnxTarget(Target):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int4-weight")
     suffix = ".onnx"
     runtime = "onnxruntime"
@@ -44,15 +44,14 @@ class OnnxTarget:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
         return None
 
-    @staticmethod
-    def require() -> None:
-        """onnx, onnxruntime and optimum are core dependencies."""
-
     def export(self, source, task, settings: ExportSettings | None = None) -> Path:
         """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
         artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
         import onnx
         from optimum.exporters.onnx import main_export
+
+        if settings is not None and settings.calibration:  # int8-static calibrates on these
+            self.calibration_texts, self.calibration_origin = settings.calibration, settings.calibration_origin
 
         self.task = task
         out = self.workdir / "onnx-export"

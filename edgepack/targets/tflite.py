@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, quiet_toolchain, require
+from . import ExportSettings, Target, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # ai-edge-quantizer recipe per precision (fp16 and int8-static are built below). Chosen over litert-torch's PT2E
@@ -25,7 +25,7 @@ CALIBRATION_SAMPLES = 100
 
 
 @TARGETS.register("tflite")
-class TfliteTarget:
+class TfliteTarget(Target):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static")
     suffix = ".tflite"
     runtime = "litert"
@@ -39,10 +39,6 @@ class TfliteTarget:
     @staticmethod
     def require() -> None:
         require("the tflite target", "tflite", "litert_torch", "ai_edge_litert.interpreter", "ai_edge_quantizer")
-
-    @staticmethod
-    def unsupported(source, task_name: str) -> str | None:
-        return None  # known only once the graph is traced: see export's preflight
 
     def signatures(self) -> dict[str, int | None]:
         """Signature name -> sequence length (None: the task's inputs have no sequence axis)."""
@@ -115,7 +111,8 @@ class TfliteTarget:
         from ..runtimes.litert import pad_to
 
         samples = [{k: v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in feed.items()}
-                   for feed in self.settings.calibration[:CALIBRATION_SAMPLES]]
+                   for feed in (self.task.encode([s], self.settings.sequence_length)
+                                for s in self.settings.calibration[:CALIBRATION_SAMPLES])]
         data = {}
         for name, length in self.signatures().items():
             rows = [pad_to(feed, length, self.task.input_names) for feed in samples
@@ -144,7 +141,7 @@ class TfliteTarget:
         largest = list(signatures.values())[-1]
         return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
                 "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
-                if len(signatures) > 1 or "seq_" in next(iter(signatures)) else "one signature"}
+                if all(name.startswith("seq_") for name in signatures) else "one signature"}
 
 
 def _fp16_recipe():
