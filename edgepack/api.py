@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, data as data_mod, devices as devices_mod
 from .bench.latency import cpu_name
+from .bench.relative import compare_with_fp32
 from .config import DataSpec, Gates, Recipe, list_names, load_named
 from .errors import ExportError, UsageError, one_line
 from .gates import Check, device_checks, gate_checks, unmeasured
@@ -285,6 +286,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
                                            "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
                                            "output_meaning": task.describe_output(), **result.deployment})
     shutil.rmtree(work)
+    notes += compare_with_fp32(results)
 
     report = Report(
         model=p.source.model_id, revision=p.source.revision, task=p.task.name, license=p.source.license,

@@ -105,6 +105,8 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
         click.echo(to_table(report))
         for failure in report.failures():
             click.echo(f"FAILED {failure}", err=True)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         click.echo(f"{'PASSED' if report.passed else 'FAILED'}: wrote {out}/ (report.md, report.json, manifest.json)")
     if not report.passed:
         sys.exit(EXIT_GATES_FAILED)

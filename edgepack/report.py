@@ -74,7 +74,7 @@ def _fmt(value, spec: str = ".1f", none: str = "-") -> str:
 
 def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The headline table: one row per artifact."""
-    header = ["target", "precision", "size MB", "accuracy vs source", "host p50/p90 ms"]
+    header = ["target", "precision", "size MB", "accuracy vs source", "host p50/p90 ms", "speed-up vs fp32"]
     header += [f"{d} est. ms" for d in report.devices] + ["result"]
     rows = []
     for a in report.artifacts:
@@ -84,7 +84,7 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         host = a.latency_ms.get("host")
         timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else unrun
         row = [a.target, f"{a.role} {a.precision}" if a.role else a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6),
-               accuracy, timing]
+               accuracy, timing, f"{speedup:.2f}x" if (speedup := (host or {}).get("speedup_vs_fp32")) else "-"]
         for d in report.devices:
             est = a.latency_ms["devices"].get(d)
             ok = est and est.get("estimate") is not None

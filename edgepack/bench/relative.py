@@ -1,0 +1,40 @@
+"""Each artifact's host speed beside the fp32 artifact of the same target, said plainly.
+
+A "faster" compressed file that runs slower than fp32 is a common surprise on CPUs: weights the runtime
+dequantizes on every run, or kernels it lacks. The same goes for the cost model: where its host estimate is far
+from this host's measurement of the very same file, its device estimates for that file deserve less trust.
+"""
+
+from __future__ import annotations
+
+SLOWER_BELOW = 0.95  # speed-up vs fp32 under which the artifact is called slower (p50s over 100+ runs)
+ESTIMATE_OFF_BY = 2.0  # host estimate / host measurement outside [1/x, x]: the device estimates are flagged
+
+
+def compare_with_fp32(results) -> list[str]:
+    """Adds `speedup_vs_fp32` to each artifact's host latency; notes, on the artifact and returned for the report,
+    each artifact slower than its fp32 and each whose cost-model estimate is far off its measurement."""
+    fp32 = {(r.target, r.role): r.latency_ms["host"]["p50"]
+            for r in results if r.precision == "fp32" and r.latency_ms.get("host")}
+    notes = []
+    for result in results:
+        host = result.latency_ms.get("host")
+        if not host:
+            continue
+        name = f"{result.target}/{(result.role + ' ') if result.role else ''}{result.precision}"
+        base = fp32.get((result.target, result.role))
+        if base is not None and result.precision != "fp32":
+            host["speedup_vs_fp32"] = speedup = base / host["p50"]
+            if speedup < SLOWER_BELOW:
+                note = (f"slower than {result.target} fp32 on this host: p50 {host['p50']:.2f} ms vs {base:.2f} ms "
+                        f"({1 / speedup:.1f}x the time); here it saves size, not time")
+                result.notes.append(note)
+                notes.append(f"{name}: {note}")
+        check = host.get("estimate")
+        if check and not 1 / ESTIMATE_OFF_BY <= check["estimate_over_measured"] <= ESTIMATE_OFF_BY:
+            note = (f"the cost model's host estimate is x{check['estimate_over_measured']:.2f} this host's measurement "
+                    f"({check['estimate']:.2f} vs {check['measured_p50']:.2f} ms): trust its device estimates less; "
+                    "measure on the device (`edgepack measure`)")
+            result.notes.append(note)
+            notes.append(f"{name}: {note}")
+    return notes
