@@ -5,7 +5,8 @@ ships (lazily: weights are never copied into Python) and nothing is run. One fil
 subgraph each, e.g. a sequence-length bucket per signature); `signature` picks one, else the one whose input shapes
 match the given inputs, else the first. Conventions follow edgepack.costs: a multiply-add is 2 FLOPs; bytes = what an
 op reads (weights included) plus what it writes; reshapes move nothing; DEQUANTIZE of a constant (fp16 weights) is
-folded when the interpreter prepares the model, so it is skipped.
+folded when the interpreter prepares the model, so it is skipped, except int4: XNNPACK (ai-edge-litert 2.3) does not
+take int4 DEQUANTIZE, so the interpreter's own kernel expands those weights to fp32 on every run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .costs import OpCost
 from .errors import ExportError, MissingExtra
 
 TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 12: 8, 15: 4, 16: 2, 17: 0.5, 18: 2}
-FLOAT16, INT8_TYPES = 1, {3, 9, 17}  # uint8, int8, int4
+FLOAT16, INT4, INT8_TYPES = 1, 17, {3, 9, 17}  # INT8_TYPES: uint8, int8, int4
 
 CONV = {"CONV_2D", "CONV_3D", "TRANSPOSE_CONV"}
 MATMUL = {"FULLY_CONNECTED", "BATCH_MATMUL"}
@@ -139,7 +140,7 @@ def _cost(model, graph, op, name: str, schema, label: str) -> OpCost | None:
         return None
     ins = [_tensor(model, graph, int(t)) if t >= 0 else None for t in op.InputsAsNumpy()]
     outs = [_tensor(model, graph, int(t)) for t in op.OutputsAsNumpy()]
-    if name == "DEQUANTIZE" and ins and ins[0] and ins[0][2]:
+    if name == "DEQUANTIZE" and ins and ins[0] and ins[0][2] and ins[0][1] != INT4:
         return None  # constant fp16/int8 weights: dequantized once at load
     present = [v for v in ins + outs if v is not None]
     nbytes = sum(math.prod(s) * TYPE_BYTES.get(dt, 4) for s, dt, _ in present)
