@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import ConfigError, UnknownName
 
@@ -123,7 +123,7 @@ class Recipe(Strict):
     sequence_length: int = Field(default=128, gt=0, le=8192)
     # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
     # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
-    sequence_buckets: list[int] = []
+    sequence_buckets: list[PositiveInt] = []
     data: DataSpec | None = None
     gates: Gates = Gates()
     devices: list[str] = []
