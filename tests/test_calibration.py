@@ -173,6 +173,7 @@ def test_estimate_errors_are_one_line(tiny_files, capsys, tmp_path):
     (tmp_path / "fake.onnx").write_bytes(b"not a protobuf")
     for args, words in [((tmp_path / "missing.onnx", "--device", "raspberry-pi-4"), "not found"),
                         ((tmp_path / "model.bin", "--device", "raspberry-pi-4"), "cannot estimate"),
+                        ((tmp_path, "--device", "raspberry-pi-4"), "is a folder"),
                         ((tmp_path / "fake.tflite", "--device", "raspberry-pi-4"), "not a TFLite flatbuffer"),
                         ((tmp_path / "fake.onnx", "--device", "raspberry-pi-4"), "cannot read the ONNX model"),
                         ((_four_positions(tmp_path), "--device", "raspberry-pi-4", "--sequence-length", "7"),

@@ -74,6 +74,8 @@ def model_inputs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature:
 def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: str | None = None):
     from ..costs import count_costs
 
+    if path.is_dir():  # e.g. a Core ML .mlpackage
+        raise UsageError(f"{path} is a folder", "pass an ONNX .onnx or TFLite .tflite file")
     if not path.is_file():
         raise UsageError(f"{path}: file not found")
     try:
