@@ -76,7 +76,8 @@ def calibrate(results, device, out, force):
     if out.exists() and not force:
         raise UsageError(f"{out} exists", "use --force to overwrite it")
     if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist", "create it, or choose another --out")
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist",
+                         "create it, or choose another --out")
     result = run_calibrate(profile, results)
     tmp = out.with_name(out.name + ".tmp")
     try:

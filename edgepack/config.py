@@ -59,7 +59,7 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        message = first["msg"].removeprefix("Value error, ")  # a validator's own message names the field
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix; our validators' messages read on their own
         where = f"field '{_field_path(first['loc'])}': " if first["loc"] else ""
         raise ConfigError(f"{path}: {where}{message}{extra}") from None
 

@@ -311,7 +311,8 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_embedder / name, no_tokenizer / name)
-    values = {"model": tiny_embedder, "no_tokenizer": no_tokenizer, "unknown_arch": unknown_arch, "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
+    values = {"model": tiny_embedder, "no_tokenizer": no_tokenizer, "unknown_arch": unknown_arch,
+              "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
               "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]
     out = tmp_path / "out"

@@ -81,7 +81,8 @@ def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: s
     try:
         return count_costs(path, model_inputs(path, sequence_length, signature), signature)
     except ExportError as exc:  # here the file is the user's input, not an artifact edgepack built
-        raise UsageError(exc.message, "check that it is a model file that takes inputs of the sequence length given") from None
+        raise UsageError(exc.message,
+                         "check that it is a model file that takes inputs of the sequence length given") from None
 
 
 def estimate_path(path: str | Path, profile, threads: int | None = None, sequence_length: int = DEFAULT_SEQUENCE,
