@@ -83,6 +83,15 @@ def _check_out(out: Path, force: bool) -> None:
         raise UsageError(f"cannot create {str(out)!r}: {str(parent)!r} is not a writable folder", "choose another --out")
 
 
+def _check_out_spares(out: Path, *inputs: Path) -> None:
+    """--force replaces --out wholesale: refuse when that would delete the model or the data this run reads."""
+    out = Path(out).resolve()
+    for path in map(Path.resolve, inputs):
+        if path == out or out in path.parents:
+            raise UsageError(f"replacing --out {str(out)!r} would delete {str(path)!r}, which this run reads",
+                             "choose another --out")
+
+
 @dataclass
 class Plan:
     """Everything `pack` will do, resolved and validated before any heavy work or any write."""
@@ -162,6 +171,7 @@ def plan(model: str, options: PackOptions) -> Plan:
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
+    _check_out_spares(options.out, source.path, data_mod.locate(options.data or recipe.data))
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,

@@ -71,12 +71,20 @@ def calibrate(results, device, out, force):
 
     profile = resolve_profile(device)
     out = out or Path(f"{profile.name}-calibrated.yaml")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", "pass a file name, e.g. --out my-device.yaml")
     if out.exists() and not force:
         raise UsageError(f"{out} exists", "use --force to overwrite it")
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist",
+                         "create it, or choose another --out")
     result = run_calibrate(profile, results)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(result["profile"], sort_keys=False), encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(yaml.safe_dump(result["profile"], sort_keys=False), encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write: no half-written file left beside --out
     for row in result["rows"]:
         click.echo(f"  {row['file']}: measured {row['measured_ms']:.2f} ms, fitted {row['fitted_ms']:.2f} ms")
     e = result["error"]

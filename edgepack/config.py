@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from .errors import ConfigError, UnknownName
 
@@ -59,7 +59,9 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{path}: field '{_field_path(first['loc'])}': {first['msg']}{extra}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix; our validators' messages read on their own
+        where = f"field '{_field_path(first['loc'])}': " if first["loc"] else ""
+        raise ConfigError(f"{path}: {where}{message}{extra}") from None
 
 
 def load_named(kind: str, name_or_path: str, model: type[M]) -> M:
@@ -123,8 +125,29 @@ class Recipe(Strict):
     sequence_length: int = Field(default=128, gt=0, le=8192)
     # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
     # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
-    sequence_buckets: list[int] = []
+    sequence_buckets: list[PositiveInt] = []
     data: DataSpec | None = None
     gates: Gates = Gates()
     devices: list[str] = []
     default_for_task: bool = False  # used when the user names no recipe and the model's task is this one
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, targets: list[str]) -> list[str]:
+        from .registry import TARGETS
+
+        unknown = [t for t in targets if t not in TARGETS.names()]
+        if unknown:
+            raise ValueError(f"unknown target {unknown[0]!r} (choose from: {', '.join(TARGETS.names())})")
+        return targets
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, devices: list[str]) -> list[str]:
+        """Shipped profile names; a profile YAML path, `host` or an ssh:// URL is checked when it is loaded."""
+        shipped = list_names("devices")
+        unknown = [d for d in devices if d not in shipped and d != "host" and not d.startswith("ssh://")
+                   and not d.endswith((".yaml", ".yml")) and "/" not in d]
+        if unknown:
+            raise ValueError(f"unknown device {unknown[0]!r} (choose from: {', '.join(shipped)})")
+        return devices

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .errors import ExportError
+from .errors import ExportError, one_line
 
 KERNEL_CLASSES = ("conv", "depthwise", "matmul", "attention", "elementwise", "normalization", "embedding",
                   "quantize", "data-movement", "other")
@@ -149,7 +149,7 @@ def _run_for_shapes(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict[str
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - missing file, bad protobuf
-        raise ExportError(f"{path}: cannot read the ONNX model ({exc})") from None
+        raise ExportError(f"{path}: cannot read the ONNX model ({one_line(exc)})") from None
     values = {init.name: _Value(tuple(init.dims), helper.tensor_dtype_to_np_dtype(init.data_type))
               for init in model.graph.initializer}
     probe = onnx.ModelProto()
@@ -163,7 +163,7 @@ def _run_for_shapes(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict[str
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every node as written
     options.intra_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failed run is raised below as one line; no coloured log on stderr too
     options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                      str(path.resolve().parent))
     try:
@@ -171,7 +171,8 @@ def _run_for_shapes(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict[str
         names = [o.name for o in session.get_outputs()]
         results = session.run(names, inputs)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
-        raise ExportError(f"{path}: could not run the model on the given inputs to read its shapes ({exc})") from None
+        raise ExportError(f"{path}: could not run the model on the given inputs to read its shapes "
+                          f"({one_line(exc)})") from None
     for name, array in [*inputs.items(), *zip(names, results)]:
         if isinstance(array, np.ndarray):
             values[name] = _Value(tuple(array.shape), array.dtype)

@@ -199,7 +199,9 @@ def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int |
         raise UsageError(f"threads must be at least 1, got {threads}")
     result = calibrated(costs, profile, threads, runtime)
     error = result["error"]
-    note = (f"calibrated estimate for {profile.display_name} ({runtime}), {threads} thread(s), {len(costs)} ops; "
+    used = min(threads, profile.cpu.cores)  # the fit counts at most the profile's cores; say so, not what was asked
+    asked = f" ({threads} asked for; the profile has {profile.cpu.cores} cores)" if used < threads else ""
+    note = (f"calibrated estimate for {profile.display_name} ({runtime}), {used} thread(s){asked}, {len(costs)} ops; "
             f"range from the {error['basis']}: median error {error['median_abs_error_pct']:.0f}%, "
             f"{error['within_25pct']:.0%} within +-25% (n={error['n']})")
     if result["unseen"]:
@@ -208,7 +210,7 @@ def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int |
     if unknown:
         note += f"; op types counted by bytes only: {', '.join(unknown)}"
     return LatencyEstimate(estimate_ms=result["estimate_ms"], low_ms=result["low_ms"], high_ms=result["high_ms"],
-                           threads=threads, by_class=result["by_class"], note=note, runtime=runtime, error=error)
+                           threads=used, by_class=result["by_class"], note=note, runtime=runtime, error=error)
 
 
 def estimate_file(path: str | Path, inputs: dict, profile: DeviceProfile | str, threads: int | None = None,

@@ -149,6 +149,8 @@ def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = Fal
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SourceError(f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(config, dict):
+        raise SourceError(f"{config_path}: expected a JSON object of settings", "is this a transformers config.json?")
 
     tokenizer_config = folder / "tokenizer_config.json"
     needs_code = bool(config.get("auto_map")) or (
@@ -172,21 +174,39 @@ def resolve(model: str, revision: str | None = None, *, allow_pickle: bool = Fal
     else:
         raise SourceError(f"{model!r} has no weight files (*.safetensors)", "check the folder or model id")
 
+    for name in weights:  # a truncated or corrupt file: one line now, not a loader's crash later
+        if name.endswith(".safetensors"):
+            _safetensors_header(folder / name)
     return Source(model_id=model, path=folder, revision=resolved, origin=origin, license=_read_license(folder),
                   config=config, weights=weights, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
 
 
-def count_parameters(source: Source) -> int | None:
-    """From the safetensors headers alone: no weights are loaded, no pickle is touched."""
+def _safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON), checked for shape."""
     import struct
 
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > path.stat().st_size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(handle.read(length))
+        tensors = [t for k, t in header.items() if k != "__metadata__"] if isinstance(header, dict) else None
+        if tensors is None or not all(isinstance(t, dict) and isinstance(t.get("shape"), list) for t in tensors):
+            raise ValueError("header is not a table of tensors")
+    except (OSError, struct.error, ValueError) as exc:
+        raise SourceError(f"{path}: not a readable safetensors file ({exc})",
+                          "download or save the weights again") from None
+    return header
+
+
+def count_parameters(source: Source) -> int | None:
+    """From the safetensors headers alone: no weights are loaded, no pickle is touched."""
     total = 0
     for name in source.weights:
         if not name.endswith(".safetensors"):
             return None
-        with open(source.path / name, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
+        header = _safetensors_header(source.path / name)
         for key, tensor in header.items():
             if key != "__metadata__":
                 count = 1

@@ -168,13 +168,42 @@ def test_tflite_int4_weights_are_dequantized_on_every_run_int8_at_load(tiny_file
     assert dequantized[4] and all(c.kernel_class == "quantize" and c.flops > 0 for c in dequantized[4])
 
 
+def _four_positions(folder):
+    """An ONNX graph with a dynamic sequence axis that only runs at length 4 (like a model's position table)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["ids", "positions"], ["out"])], "four",
+        [helper.make_tensor_value_info("ids", TensorProto.FLOAT, [1, "sequence"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor("positions", TensorProto.FLOAT, [1, 4], [0.0] * 4)])
+    path = folder / "four.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def test_estimate_errors_are_one_line(tiny_files, capsys, tmp_path):
     (tmp_path / "model.bin").write_bytes(b"x")
+    (tmp_path / "fake.tflite").write_bytes(b"not a flatbuffer")
+    (tmp_path / "fake.onnx").write_bytes(b"not a protobuf")
     for args, words in [((tmp_path / "missing.onnx", "--device", "raspberry-pi-4"), "not found"),
                         ((tmp_path / "model.bin", "--device", "raspberry-pi-4"), "cannot estimate"),
+                        ((tmp_path, "--device", "raspberry-pi-4"), "is a folder"),
+                        ((tmp_path / "fake.tflite", "--device", "raspberry-pi-4"), "not a TFLite flatbuffer"),
+                        ((tmp_path / "fake.onnx", "--device", "raspberry-pi-4"), "cannot read the ONNX model"),
+                        ((_four_positions(tmp_path), "--device", "raspberry-pi-4", "--sequence-length", "7"),
+                         "could not run the model"),
                         ((tiny_files["onnx"], "--device", "raspberry-pi-9"), "unknown device")]:
         code, _, err = _cli(capsys, "estimate", *args)
         assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_estimate_states_the_threads_it_counts(tiny_files, capsys):
+    code, out, _ = _cli(capsys, "estimate", tiny_files["onnx"], "--device", "raspberry-pi-4", "--threads", "64",
+                        "--json")
+    result = json.loads(out)
+    assert code == 0 and result["threads"] == 4 and "64 asked for" in result["note"]
 
 
 def test_more_threads_and_faster_devices_are_faster(tiny_files):
@@ -202,6 +231,17 @@ def test_calibrate_refits_the_device_and_the_profile_is_usable(tiny_files, capsy
     assert "results.csv" in error_for(profile, "onnxruntime")["basis"]
     code, _, err = _cli(capsys, "calibrate", "--device", "raspberry-pi-4", tmp_path / "results.csv", "--out", out)
     assert code == 2 and "exists" in err
+
+
+def test_calibrate_out_that_cannot_be_written_is_one_line_and_leaves_nothing(tiny_files, capsys, tmp_path):
+    (tmp_path / "results.csv").write_text(f"file,latency_ms,threads\n{tiny_files['onnx']},0.8,1\n")
+    (tmp_path / "a-folder").mkdir()
+    for out, words in [(tmp_path / "a-folder", "is a folder"), (tmp_path / "no" / "pi.yaml", "does not exist")]:
+        before = sorted(tmp_path.rglob("*"))
+        code, _, err = _cli(capsys, "calibrate", "--device", "raspberry-pi-4", tmp_path / "results.csv", "--out",
+                            out, "--force")
+        assert code == 2 and words in err and err.count("\n") == 1
+        assert sorted(tmp_path.rglob("*")) == before
 
 
 def _costs(tiny_files):

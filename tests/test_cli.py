@@ -281,6 +281,8 @@ BAD_INPUTS = {
     "output under a file": (["{model}", "--out", "{bad_data}/sub"], "is not a writable folder"),
     "unknown gate figure": (["{model}", "--recipe", "{typo_recipe}"], "measures no 'cosine_p01'"),
     "unknown task": (["{model}", "--task", "summarization"], "unknown task 'summarization'"),
+    "--force over the model's folder": (["{tmp}/model-copy", "--out", "{tmp}", "--force"], "would delete"),
+    "no tokenizer files": (["{no_tokenizer}"], "cannot load the tokenizer"),
 }
 
 
@@ -304,7 +306,13 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     typo_recipe = tmp_path / "typo.yaml"
     typo_recipe.write_text("name: typo\ndescription: d\ntask: feature-extraction\n"
                            "gates: {min_accuracy: {cosine_p01: 0.99}}\n")
-    values = {"model": tiny_embedder, "unknown_arch": unknown_arch, "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
+    shutil.copytree(tiny_embedder, tmp_path / "model-copy")
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_embedder / name, no_tokenizer / name)
+    values = {"model": tiny_embedder, "no_tokenizer": no_tokenizer, "unknown_arch": unknown_arch,
+              "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
               "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]
     out = tmp_path / "out"

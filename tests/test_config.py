@@ -42,6 +42,9 @@ def test_unknown_recipe_lists_valid_names():
     ("name: x\ndescription: d\ntask: feature-extraction\ngates: {max_size_mb: -3}\n", "gates.max_size_mb"),
     ("name: x\ndescription: d\ntask: feature-extraction\nprecisions: [int3]\n", "precisions.0"),
     ("description: d\ntask: feature-extraction\n", "name"),
+    ("name: x\ndescription: d\ntask: feature-extraction\nsequence_buckets: [32, 0]\n", "sequence_buckets.1"),
+    ("name: x\ndescription: d\ntask: feature-extraction\ntargets: [onnx, tensorrt]\n", "targets"),
+    ("name: x\ndescription: d\ntask: feature-extraction\ndevices: [toaster]\n", "devices"),
 ])
 def test_malformed_recipe_names_the_field(tmp_path, body, field):
     path = tmp_path / "bad.yaml"

@@ -110,6 +110,21 @@ def test_folder_without_config_or_weights(copy_of):
         resolve(str(folder))
 
 
+def test_config_that_is_not_an_object(copy_of):
+    folder = copy_of()
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(SourceError, match="expected a JSON object"):
+        resolve(str(folder))
+
+
+@pytest.mark.parametrize("weights", [b"", b"garbage!", b"\xff" * 8 + b"{}", b"\x02" + b"\x00" * 7 + b"[]"])
+def test_corrupt_safetensors_is_refused_in_one_line(copy_of, weights):
+    folder = copy_of()
+    (folder / "model.safetensors").write_bytes(weights)
+    with pytest.raises(SourceError, match="not a readable safetensors file"):
+        resolve(str(folder))
+
+
 @pytest.mark.parametrize("license_id, expected", [
     ("apache-2.0", "yes"), ("MIT", "yes"), ("cc-by-nc-4.0", "no"), ("llama3", "restricted"), (None, "unknown"),
     ("other", "unknown"),

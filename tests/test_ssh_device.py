@@ -101,7 +101,10 @@ def test_parse_url():
     assert device.load_profile().name == "raspberry-pi-4"
     for bad, words in [("ssh://pi@host", "no profile"), ("http://host?profile=x", "not an ssh://"),
                        ("ssh://pi@host?profile=raspberry-pi-4&colour=red", "unknown parameter 'colour'"),
-                       ("ssh://pi@host:abc?profile=raspberry-pi-4", "port")]:
+                       ("ssh://pi@host:abc?profile=raspberry-pi-4", "port"),
+                       ("ssh://pi@host:99999?profile=raspberry-pi-4", "from 1 to 65535"),
+                       ("ssh://pi@host:0?profile=raspberry-pi-4", "from 1 to 65535"),
+                       ("ssh://pi@host?profile=raspberry-pi-4&key=/no/such/key", "key file '/no/such/key'")]:
         with pytest.raises(UsageError, match=words):
             parse_url(bad)
 

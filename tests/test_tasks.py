@@ -135,3 +135,16 @@ def test_unsupported_pooling_mode_is_refused(tmp_path):
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UsageError, match="concatenates several poolings"):
         TASKS.get("feature-extraction")(resolve(str(folder)))
+
+
+@pytest.mark.parametrize("fixture, task, preprocessor, files", [
+    ("tiny_classifier", "text-classification", "tokenizer", ("config.json", "model.safetensors")),
+    ("tiny_cnn", "image-classification", "processor", ("config.json", "model.safetensors")),
+])
+def test_folder_without_preprocessor_files_is_a_usage_error(request, tmp_path, fixture, task, preprocessor, files):
+    import shutil
+
+    for name in files:  # the weights and config, without the tokenizer or image processor beside them
+        shutil.copy(request.getfixturevalue(fixture) / name, tmp_path / name)
+    with pytest.raises(UsageError, match="cannot load the"):
+        getattr(TASKS.get(task)(resolve(str(tmp_path))), preprocessor)

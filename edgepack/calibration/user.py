@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, ExportError, UsageError
 from .data import Measurement, published
 from .estimate import RUNTIME_OF_SUFFIX, op_groups, params_for
 from .fit import Table, dominant_precision, error_summary, fit_offsets, offset_device, predict_log
@@ -74,9 +74,15 @@ def model_inputs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature:
 def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: str | None = None):
     from ..costs import count_costs
 
+    if path.is_dir():  # e.g. a Core ML .mlpackage
+        raise UsageError(f"{path} is a folder", "pass an ONNX .onnx or TFLite .tflite file")
     if not path.is_file():
         raise UsageError(f"{path}: file not found")
-    return count_costs(path, model_inputs(path, sequence_length, signature), signature)
+    try:
+        return count_costs(path, model_inputs(path, sequence_length, signature), signature)
+    except ExportError as exc:  # here the file is the user's input, not an artifact edgepack built
+        raise UsageError(exc.message,
+                         "check that it is a model file that takes inputs of the sequence length given") from None
 
 
 def estimate_path(path: str | Path, profile, threads: int | None = None, sequence_length: int = DEFAULT_SEQUENCE,

@@ -90,10 +90,15 @@ def parse_url(url: str) -> SshDevice:
         raise UsageError(f"{url!r}: no profile", "add ?profile=NAME, e.g. ?profile=raspberry-pi-4")
     try:
         port = parts.port
-    except ValueError:
-        raise UsageError(f"{url!r}: the port is not a number") from None
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:  # urllib also allows 0, which ssh would quietly replace with 22
+        raise UsageError(f"{url!r}: the port must be a number from 1 to 65535")
+    key = params.get("key")
+    if key and not Path(key).expanduser().is_file():  # ssh would fall back to other keys and fail unclearly
+        raise UsageError(f"{url!r}: key file {key!r} not found", "check the path given as &key=")
     return SshDevice(user=unquote(parts.username) if parts.username else None, host=parts.hostname, port=port,
-                     profile=params["profile"], python=params.get("python") or "python3", key=params.get("key"),
+                     profile=params["profile"], python=params.get("python") or "python3", key=key,
                      known_hosts=params.get("known_hosts"))
 
 

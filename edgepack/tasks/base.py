@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import SourceError, one_line
 
 
 @dataclass
@@ -13,6 +16,16 @@ class Accuracy:
     value: float  # the artifact's value of it
     drop: float  # how much worse than the source (0 = as good as the source), in the metric's units
     details: dict = field(default_factory=dict)
+
+
+@contextmanager
+def preprocessor_errors(source, what: str):
+    """A folder without (or with broken) tokenizer or image-processor files is bad input, not a crash."""
+    try:
+        yield
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise SourceError(f"cannot load the {what} of {source.model_id!r}: {one_line(exc)}",
+                          f"the model folder needs its {what} files") from None
 
 
 class Task:
@@ -35,8 +48,9 @@ class Task:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.source.path),
-                                                            trust_remote_code=self.source.trust_remote_code)
+            with preprocessor_errors(self.source, "tokenizer"):
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.source.path),
+                                                                trust_remote_code=self.source.trust_remote_code)
         return self._tokenizer
 
     @property

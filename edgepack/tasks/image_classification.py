@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import TASKS
+from .base import preprocessor_errors
 from .text_classification import TextClassification
 
 
@@ -33,7 +34,8 @@ class ImageClassification(TextClassification):
         if self._processor is None:
             from transformers import AutoImageProcessor
 
-            self._processor = AutoImageProcessor.from_pretrained(str(self.source.path))
+            with preprocessor_errors(self.source, "image processor"):
+                self._processor = AutoImageProcessor.from_pretrained(str(self.source.path))
         return self._processor
 
     @property
