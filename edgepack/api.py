@@ -65,7 +65,12 @@ class PackOptions:
 def load_recipe(name: str | None, task: str | None) -> Recipe | None:
     """The named recipe, or the task's default recipe, or None."""
     if name is not None:
-        return load_named("recipes", name, Recipe)
+        recipe = load_named("recipes", name, Recipe)
+        data, folder = recipe.data, Path(name).parent
+        if data and data.package is None and not Path(data.path).is_absolute() and Path(name).is_file():
+            # A recipe file's data path means the file beside it, wherever edgepack is run from.
+            recipe = recipe.model_copy(update={"data": data.model_copy(update={"path": str(folder / data.path)})})
+        return recipe
     for candidate in list_names("recipes"):
         recipe = load_named("recipes", candidate, Recipe)
         if recipe.task == task and recipe.default_for_task:
@@ -348,7 +353,8 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         why_not = target.runs_here()
         if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
             result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
-            result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured")
+            result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured, so "
+                                "their gates and the device budgets on them are not applied (size is)")
             result.checks += gate_checks(p.gates, None, None, size_mb, None)
             return
 

@@ -198,8 +198,12 @@ for _command in (estimate, calibrate, measure):
     cli.add_command(_command)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is: it unwinds like Ctrl-C, so the partial output folder is removed."""
+
+
 def _terminate(signum, frame):
-    raise SystemExit(128 + signum)  # unwinds like Ctrl-C, so the partial output folder is removed
+    raise _Terminated()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("edgepack: interrupted; nothing was written", err=True)
         sys.exit(130)
+    except _Terminated:
+        click.echo("edgepack: terminated; nothing was written", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as exc:  # a bug, not bad input: still one line, and a way to get the traceback
         if os.environ.get("EDGEPACK_DEBUG"):
             raise

@@ -342,8 +342,8 @@ def test_interrupted_run_leaves_no_partial_output(tiny_embedder, tweets_csv, tmp
         time.sleep(0.2)
     assert list(tmp_path.glob(".out.partial-*")), "the run should be writing its temp folder by now"
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and err.endswith("edgepack: terminated; nothing was written\n")
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
 
 

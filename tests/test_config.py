@@ -66,3 +66,17 @@ def test_invalid_yaml_and_non_mapping(tmp_path):
 def test_cli_gates_override_recipe_gates():
     merged = Gates(max_accuracy_drop=0.01, max_size_mb=50).merged(Gates(max_size_mb=20))
     assert merged.max_accuracy_drop == 0.01 and merged.max_size_mb == 20
+
+
+def test_a_recipe_files_data_path_is_relative_to_the_recipe(tmp_path, monkeypatch):
+    from edgepack.api import load_recipe
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "recipe.yaml").write_text("name: mine\ndescription: d\ntask: text-classification\n"
+                                        "data: {path: data/eval.csv, text_column: text}\n")
+    monkeypatch.chdir(tmp_path)  # edgepack run from elsewhere than the recipe's folder
+    assert load_recipe("project/recipe.yaml", None).data.path == str(folder.relative_to(tmp_path) / "data/eval.csv")
+    (folder / "abs.yaml").write_text("name: mine\ndescription: d\ntask: text-classification\n"
+                                     f"data: {{path: {tmp_path / 'x.csv'}}}\n")
+    assert load_recipe(str(folder / "abs.yaml"), None).data.path == str(tmp_path / "x.csv")

@@ -162,7 +162,7 @@ def test_missing_extra_is_one_line_naming_the_extra(run_cli, tiny_embedder, twee
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     code, _, err = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--target", target, "--out", tmp_path / "o")
     assert code == 2 and [line for line in err.splitlines() if "error" in line] == [err.strip().splitlines()[-1]]
-    assert f"pip install 'edgepack[{target}]'" in err and not (tmp_path / "o").exists()
+    assert f"pip install 'edgepack[{target}]'" in err and f"({module})" in err and not (tmp_path / "o").exists()
 
 
 def test_precision_no_requested_target_offers_is_a_usage_error(run_cli, tiny_embedder, tweets_csv, tmp_path):

@@ -65,7 +65,7 @@ def require(what: str, extra: str, *modules: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise MissingExtra(f"{what} ({module})", extra) from exc
+            raise MissingExtra(f"{what} ({exc.name or module})", extra) from exc  # the module really missing
 
 
 @contextlib.contextmanager
