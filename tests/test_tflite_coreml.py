@@ -109,6 +109,24 @@ def test_coreml_weight_check_fails_when_weights_differ(tiny_embedder, tmp_path):
         target.check(dest)
 
 
+def test_coreml_weight_check_keeps_its_tolerance_for_teacher_and_student_packages(tiny_embedder, tmp_path):
+    """--distill names packages `teacher-model-fp32.mlpackage`: the fp32 tolerance (1e-6) still applies, not 0.25."""
+    from edgepack.source import resolve
+    from edgepack.targets import ExportSettings
+    from edgepack.targets.coreml import CoreMlTarget
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    target = CoreMlTarget(tmp_path)
+    task = FeatureExtraction(resolve(str(tiny_embedder), None))
+    dest = tmp_path / "teacher-model-fp32.mlpackage"
+    target.build("fp32", target.export(task.source, task, ExportSettings(32, [32])), dest)
+    assert "limit 1e-06" in dict(target.check(dest))["weights read back"]
+    key = next(k for k, v in target.state.items() if v.size >= 2048)
+    target.state[key] = target.state[key] * 1.01
+    with pytest.raises(ExportError, match="reads back with relative error"):
+        target.check(dest)
+
+
 def test_image_cnn_through_all_three_targets_incl_full_integer_tflite(run_cli, tiny_cnn, image_folder, tmp_path):
     out = tmp_path / "cnn"
     code, _, err = run_cli("pack", tiny_cnn, "--data", image_folder, "--target", "onnx,tflite,coreml",
