@@ -354,8 +354,11 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
             result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured, so "
-                                "their gates and the device budgets on them are not applied (size is)")
+                                "their gates and the device budgets on them are not applied (those on size are)")
             result.checks += gate_checks(p.gates, None, None, size_mb, None)
+            for profile in p.profiles:  # the file's size is known: each device's size budget and storage apply
+                result.checks += device_checks(profile.name, None, size_mb, None, profile.budgets,
+                                               devices_mod.fits(profile, result.size_bytes, None))
             return
 
         stage = "accuracy run"
