@@ -202,6 +202,21 @@ def test_distillation_is_reproducible_and_learns(which, request, tmp_path):
     assert student.config["num_hidden_layers"] == 1 and detect_task(student) == task.name
 
 
+def test_distillation_seed_drives_the_dropout_too(tiny_embedder, tmp_path):
+    """One text repeated, one batch of all of it: the batches are the same whatever the seed, so only the student's
+    dropout (torch's generator) can tell seed=0 from seed=1."""
+    from edgepack.compress.distill import distill
+    from edgepack.registry import TASKS
+    from edgepack.source import resolve
+
+    task = TASKS.get("feature-extraction")(resolve(str(tiny_embedder)))
+    texts = [SENTENCES[0][0]] * 8
+    for seed in (0, 1):
+        distill(task, texts, parse_spec(f"layers=1,steps=3,batch=8,lr=1e-3,seed={seed}"), tmp_path / str(seed))
+    w0, w1 = _weights(tmp_path / "0"), _weights(tmp_path / "1")
+    assert any((w0[k] != w1[k]).any() for k in w0)
+
+
 def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, tweets_csv, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision",
