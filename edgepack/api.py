@@ -301,6 +301,11 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
                                            "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
                                            "output_meaning": task.describe_output(), **result.deployment})
     shutil.rmtree(work)
+    if origin or distillation:
+        from .compress.corpus import tuned_on_evaluation
+
+        notes += tuned_on_evaluation("int8-static calibrated", origin)
+        notes += tuned_on_evaluation("the student was distilled", (distillation or {}).get("training_texts", ""))
     notes += compare_with_fp32(results)
 
     report = Report(

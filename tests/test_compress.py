@@ -119,6 +119,19 @@ def test_search_needs_int8_static(run_cli, tiny_embedder, tweets_csv, tmp_path):
     assert code == 2 and "int8-static" in err and len(_error_lines(err)) == 1
 
 
+def test_calibrating_on_the_evaluation_texts_is_said_plainly(run_cli, tiny_classifier, tweets_csv, tmp_path):
+    """Without --limit every row is an evaluation sample, so int8-static calibrates on them: the report says so."""
+    notes = {}
+    for name, limit in (("all", []), ("some", ["--limit", "24"])):
+        code, _, err = run_cli("pack", tiny_classifier, "--out", tmp_path / name, "--data", tweets_csv, "--precision",
+                               "int8-static", "--runs", "5", "--warmup", "1", *limit)
+        assert code == 0, err
+        notes[name] = [n for n in json.loads((tmp_path / name / "report.json").read_text())["notes"]
+                       if "optimistic" in n]
+    assert len(notes["all"]) == 1 and notes["all"][0].startswith("int8-static calibrated on the evaluation texts")
+    assert notes["some"] == []
+
+
 @pytest.fixture(scope="module")
 def exported_classifier(tiny_classifier, tmp_path_factory):
     from edgepack.registry import TARGETS
@@ -222,8 +235,10 @@ def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, t
     code, stdout, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision",
                                 "fp32,int8-dynamic", "--distill", "layers=1,steps=10,batch=8", "--runs", "5",
                                 "--warmup", "1")
-    assert code in (0, 1), err
     report = json.loads((out / "report.json").read_text())
+    assert code == (0 if report["passed"] else 1), err  # the exit code is the report's verdict
+    # no --limit: every row is an evaluation sample, so the student trained on them, and the report says so
+    assert any(n.startswith("the student was distilled on the evaluation texts") for n in report["notes"])
     roles = [(a["role"], a["precision"]) for a in report["artifacts"]]
     assert roles == [("teacher", "fp32"), ("teacher", "int8-dynamic"), ("student", "fp32"),
                      ("student", "int8-dynamic")]
