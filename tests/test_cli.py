@@ -11,6 +11,8 @@ import time
 import pytest
 
 from edgepack.config import data_dir
+from edgepack.devices import load_profile
+from edgepack.manifest import sha256
 
 FAST = ["--runs", "5", "--warmup", "1", "--limit", "24"]
 
@@ -37,11 +39,22 @@ def test_pack_writes_artifacts_manifest_and_report(packed):
     assert list(report)[:5] == ["model", "revision", "task", "license", "passed"]
     assert report["passed"] is True and report["task"] == "feature-extraction" and report["license"] == "mit"
     assert {a["precision"] for a in report["artifacts"]} == {"fp32", "fp16", "int8-dynamic"}
+    threads = min([load_profile(d).default_threads for d in ("raspberry-pi-4", "x86-laptop")] + [os.cpu_count()])
+    assert report["host"] | {"cpu": None} == {"cpu": None, "cores": os.cpu_count(), "threads": threads, "runs": 5,
+                                              "warmup": 1}
+    assert report["data"]["samples"] == 24
+    md = (out / "report.md").read_text()
+    assert f"{threads} threads, 1 warm-up runs excluded, 5 timed runs" in md
     for artifact in report["artifacts"]:
-        assert (out / artifact["path"]).is_file()
+        # the numbers are those of the shipped bytes: the same file, hash and size as on disk
+        assert artifact["sha256"] == sha256(out / artifact["path"])
+        assert artifact["size_bytes"] == (out / artifact["path"]).stat().st_size
+        assert f"`{artifact['path']}`, {artifact['size_bytes']:,} bytes, sha256 `{artifact['sha256']}`" in md
         assert set(artifact["accuracy"]) >= {"metric", "value", "drop"}
+        assert artifact["accuracy"]["details"]["samples"] == 24  # every evaluation sample went through the file
         host = artifact["latency_ms"]["host"]
-        assert host["p50"] <= host["p90"] and host["threads"] >= 1
+        assert host["p50"] <= host["p90"] and (host["threads"], host["runs"], host["warmup"]) == (threads, 5, 1)
+        assert f"| {artifact['precision']} | " in md and f"{host['p50']:.2f} / {host['p90']:.2f}" in md
         for device in ("raspberry-pi-4", "x86-laptop"):
             est = artifact["latency_ms"]["devices"][device]
             assert est["low"] <= est["estimate"] <= est["high"] and est["budget"] > 0
@@ -56,7 +69,11 @@ def test_manifest_hashes_every_file(packed):
     _, out = packed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["revision"] == "local" and manifest["commercial_use"] == "yes"
-    assert {"torch", "transformers", "onnx", "onnxruntime", "edgepack"} <= set(manifest["versions"])
+    assert all(manifest["versions"][k] for k in ("python", "torch", "transformers", "onnx", "onnxruntime", "edgepack"))
+    report = json.loads((out / "report.json").read_text())  # the manifest agrees with the report
+    assert [a["path"] for a in manifest["artifacts"]] == [a["path"] for a in report["artifacts"]]
+    assert {k: manifest[k] for k in ("model", "revision", "license", "task", "passed")} == \
+        {k: report[k] for k in ("model", "revision", "license", "task", "passed")}
     listed = {f["path"]: f for f in manifest["files"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(listed) == on_disk and "tokenizer/tokenizer.json" in listed
