@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, data as data_mod, devices as devices_mod
-from .bench.latency import cpu_name
+from .bench.latency import cpu_name, usable_cores
 from .bench.relative import compare_with_fp32
 from .config import DataSpec, Gates, Recipe, list_names, load_named
 from .errors import ExportError, UsageError, one_line
@@ -180,7 +180,7 @@ def plan(model: str, options: PackOptions) -> Plan:
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
-                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]),
+                threads=options.threads or min([p.default_threads for p in profiles] + [usable_cores()]),
                 distill=distill_spec)
 
 
@@ -314,7 +314,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         data={"origin": p.dataset.origin, "samples": len(p.dataset.texts), "labels": p.dataset.labels is not None,
               "text_column": p.dataset.text_column, "label_column": p.dataset.label_column},
         devices=[d.name for d in p.profiles], gates=p.gates.model_dump(),
-        host={"cpu": cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
+        host={"cpu": cpu_name(), "cores": usable_cores(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
                *notes],

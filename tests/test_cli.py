@@ -39,8 +39,9 @@ def test_pack_writes_artifacts_manifest_and_report(packed):
     assert list(report)[:5] == ["model", "revision", "task", "license", "passed"]
     assert report["passed"] is True and report["task"] == "feature-extraction" and report["license"] == "mit"
     assert {a["precision"] for a in report["artifacts"]} == {"fp32", "fp16", "int8-dynamic"}
-    threads = min([load_profile(d).default_threads for d in ("raspberry-pi-4", "x86-laptop")] + [os.cpu_count()])
-    assert report["host"] | {"cpu": None} == {"cpu": None, "cores": os.cpu_count(), "threads": threads, "runs": 5,
+    cores = len(os.sched_getaffinity(0))
+    threads = min([load_profile(d).default_threads for d in ("raspberry-pi-4", "x86-laptop")] + [cores])
+    assert report["host"] | {"cpu": None} == {"cpu": None, "cores": cores, "threads": threads, "runs": 5,
                                               "warmup": 1}
     assert report["data"]["samples"] == 24
     md = (out / "report.md").read_text()
@@ -108,6 +109,16 @@ def test_shipped_files_work_as_an_app_would_use_them(packed, tiny_embedder):
     cosine = np.sum(np.array(got) * expected, axis=1)  # both L2-normalised
     assert np.all(cosine > 0.95)
     assert (out / "tokenizer" / "config.json").is_file()
+
+
+def test_threads_are_capped_at_the_cores_this_process_may_use(tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    """In a container or under taskset the machine's core count overstates what the timing runs get."""
+    from edgepack.api import PackOptions, plan
+    from edgepack.config import DataSpec
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    options = PackOptions(out=tmp_path / "out", devices=["raspberry-pi-4"], data=DataSpec(path=str(tweets_csv)))
+    assert load_profile("raspberry-pi-4").default_threads > 1 and plan(str(tiny_embedder), options).threads == 1
 
 
 def test_failed_gate_exits_1_and_still_writes_the_report(run_cli, tiny_embedder, tweets_csv, tmp_path):
