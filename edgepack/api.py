@@ -390,7 +390,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         try:
             costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
         except NotImplementedError as exc:
-            result.notes.append(f"no latency estimate: {exc}")
+            result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
         if costs is not None:
             result.latency_ms["host"]["estimate"] = host_check(costs, host["p50"], host["threads"], runtime)
         for profile in p.profiles:

@@ -173,6 +173,19 @@ def test_accuracy_and_device_budget_failures_exit_1(run_cli, tiny_embedder, twee
     assert fp32["latency_ms"]["devices"]["raspberry-pi-4"]["passed"] is False
 
 
+def test_a_latency_budget_without_an_estimate_is_said_not_applied(run_cli, tiny_embedder, tweets_csv, tmp_path,
+                                                                  monkeypatch):
+    def no_counter(path, feed):
+        raise NotImplementedError("no cost counter for .onnx files yet")
+
+    monkeypatch.setattr("edgepack.api.count_costs", no_counter)
+    code, _, err = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", tmp_path / "o", "--precision", "fp32",
+                           "--device", "raspberry-pi-4", *FAST)
+    artifact = json.loads((tmp_path / "o" / "report.json").read_text())["artifacts"][0]
+    assert code == 0 and "raspberry-pi-4: latency budget" not in {c["name"] for c in artifact["checks"]}, err
+    assert any("latency budgets are not applied" in note for note in artifact["notes"])
+
+
 def test_failed_run_with_force_keeps_the_old_output(run_cli, tiny_embedder, tweets_csv, tmp_path, monkeypatch):
     import edgepack.api
 
