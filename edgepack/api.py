@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, data as data_mod, devices as devices_mod
-from .bench.latency import cpu_name
+from .bench.latency import cpu_name, usable_cores
 from .bench.relative import compare_with_fp32
 from .config import DataSpec, Gates, Recipe, list_names, load_named
 from .errors import ExportError, UsageError, one_line
@@ -180,7 +180,7 @@ def plan(model: str, options: PackOptions) -> Plan:
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
-                threads=options.threads or min([p.default_threads for p in profiles] + [os.cpu_count() or 1]),
+                threads=options.threads or min([p.default_threads for p in profiles] + [usable_cores()]),
                 distill=distill_spec)
 
 
@@ -301,6 +301,11 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
                                            "runtime": target_cls.runtime, **target.inputs_outputs(tmp / result.path),
                                            "output_meaning": task.describe_output(), **result.deployment})
     shutil.rmtree(work)
+    if origin or distillation:
+        from .compress.corpus import tuned_on_evaluation
+
+        notes += tuned_on_evaluation("int8-static calibrated", origin)
+        notes += tuned_on_evaluation("the student was distilled", (distillation or {}).get("training_texts", ""))
     notes += compare_with_fp32(results)
 
     report = Report(
@@ -309,7 +314,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         data={"origin": p.dataset.origin, "samples": len(p.dataset.texts), "labels": p.dataset.labels is not None,
               "text_column": p.dataset.text_column, "label_column": p.dataset.label_column},
         devices=[d.name for d in p.profiles], gates=p.gates.model_dump(),
-        host={"cpu": cpu_name(), "cores": os.cpu_count(), "threads": p.threads, "runs": options.runs,
+        host={"cpu": cpu_name(), "cores": usable_cores(), "threads": p.threads, "runs": options.runs,
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
                *notes],
@@ -354,8 +359,11 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         if why_not:  # e.g. Core ML on Linux: the checks above ran; say plainly what did not
             result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured, so "
-                                "their gates and the device budgets on them are not applied (size is)")
+                                "their gates and the device budgets on them are not applied (those on size are)")
             result.checks += gate_checks(p.gates, None, None, size_mb, None)
+            for profile in p.profiles:  # the file's size is known: each device's size budget and storage apply
+                result.checks += device_checks(profile.name, None, size_mb, None, profile.budgets,
+                                               devices_mod.fits(profile, result.size_bytes, None))
             return
 
         stage = "accuracy run"
@@ -382,7 +390,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         try:
             costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
         except NotImplementedError as exc:
-            result.notes.append(f"no latency estimate: {exc}")
+            result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
         if costs is not None:
             result.latency_ms["host"]["estimate"] = host_check(costs, host["p50"], host["threads"], runtime)
         for profile in p.profiles:

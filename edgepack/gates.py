@@ -40,7 +40,8 @@ def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb
     return [c for c in checks if c is not None]
 
 
-def device_checks(device: str, estimate_ms: float | None, size_mb: float, memory_mb: float, budgets, fit: dict) -> list[Check]:
+def device_checks(device: str, estimate_ms: float | None, size_mb: float, memory_mb: float | None, budgets,
+                  fit: dict) -> list[Check]:
     checks = [
         _limit(f"{device}: latency budget", estimate_ms, budgets.max_latency_ms, "ms", what="estimate "),
         _limit(f"{device}: size budget", size_mb, budgets.max_size_mb, "MB"),

@@ -53,8 +53,8 @@ class Report:
         return bool(self.artifacts) and all(a.passed for a in self.artifacts)
 
     def failures(self) -> list[str]:
-        return [f"{a.target}/{a.precision}: {c.name}: {c.detail}"
-                for a in self.artifacts for c in a.checks if not c.passed]
+        return [f"{a.target}/{a.role + ' ' if a.role else ''}{a.precision}: {c.name}: {c.detail}"
+                for a in self.artifacts for c in a.checks if not c.passed]  # teacher or student, with --distill
 
     def to_dict(self) -> dict:
         data = asdict(self)

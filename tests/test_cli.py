@@ -11,6 +11,8 @@ import time
 import pytest
 
 from edgepack.config import data_dir
+from edgepack.devices import load_profile
+from edgepack.manifest import sha256
 
 FAST = ["--runs", "5", "--warmup", "1", "--limit", "24"]
 
@@ -37,11 +39,23 @@ def test_pack_writes_artifacts_manifest_and_report(packed):
     assert list(report)[:5] == ["model", "revision", "task", "license", "passed"]
     assert report["passed"] is True and report["task"] == "feature-extraction" and report["license"] == "mit"
     assert {a["precision"] for a in report["artifacts"]} == {"fp32", "fp16", "int8-dynamic"}
+    cores = len(os.sched_getaffinity(0))
+    threads = min([load_profile(d).default_threads for d in ("raspberry-pi-4", "x86-laptop")] + [cores])
+    assert report["host"] | {"cpu": None} == {"cpu": None, "cores": cores, "threads": threads, "runs": 5,
+                                              "warmup": 1}
+    assert report["data"]["samples"] == 24
+    md = (out / "report.md").read_text()
+    assert f"{threads} threads, 1 warm-up runs excluded, 5 timed runs" in md
     for artifact in report["artifacts"]:
-        assert (out / artifact["path"]).is_file()
+        # the numbers are those of the shipped bytes: the same file, hash and size as on disk
+        assert artifact["sha256"] == sha256(out / artifact["path"])
+        assert artifact["size_bytes"] == (out / artifact["path"]).stat().st_size
+        assert f"`{artifact['path']}`, {artifact['size_bytes']:,} bytes, sha256 `{artifact['sha256']}`" in md
         assert set(artifact["accuracy"]) >= {"metric", "value", "drop"}
+        assert artifact["accuracy"]["details"]["samples"] == 24  # every evaluation sample went through the file
         host = artifact["latency_ms"]["host"]
-        assert host["p50"] <= host["p90"] and host["threads"] >= 1
+        assert host["p50"] <= host["p90"] and (host["threads"], host["runs"], host["warmup"]) == (threads, 5, 1)
+        assert f"| {artifact['precision']} | " in md and f"{host['p50']:.2f} / {host['p90']:.2f}" in md
         for device in ("raspberry-pi-4", "x86-laptop"):
             est = artifact["latency_ms"]["devices"][device]
             assert est["low"] <= est["estimate"] <= est["high"] and est["budget"] > 0
@@ -56,7 +70,11 @@ def test_manifest_hashes_every_file(packed):
     _, out = packed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["revision"] == "local" and manifest["commercial_use"] == "yes"
-    assert {"torch", "transformers", "onnx", "onnxruntime", "edgepack"} <= set(manifest["versions"])
+    assert all(manifest["versions"][k] for k in ("python", "torch", "transformers", "onnx", "onnxruntime", "edgepack"))
+    report = json.loads((out / "report.json").read_text())  # the manifest agrees with the report
+    assert [a["path"] for a in manifest["artifacts"]] == [a["path"] for a in report["artifacts"]]
+    assert {k: manifest[k] for k in ("model", "revision", "license", "task", "passed")} == \
+        {k: report[k] for k in ("model", "revision", "license", "task", "passed")}
     listed = {f["path"]: f for f in manifest["files"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(listed) == on_disk and "tokenizer/tokenizer.json" in listed
@@ -91,6 +109,16 @@ def test_shipped_files_work_as_an_app_would_use_them(packed, tiny_embedder):
     cosine = np.sum(np.array(got) * expected, axis=1)  # both L2-normalised
     assert np.all(cosine > 0.95)
     assert (out / "tokenizer" / "config.json").is_file()
+
+
+def test_threads_are_capped_at_the_cores_this_process_may_use(tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    """In a container or under taskset the machine's core count overstates what the timing runs get."""
+    from edgepack.api import PackOptions, plan
+    from edgepack.config import DataSpec
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    options = PackOptions(out=tmp_path / "out", devices=["raspberry-pi-4"], data=DataSpec(path=str(tweets_csv)))
+    assert load_profile("raspberry-pi-4").default_threads > 1 and plan(str(tiny_embedder), options).threads == 1
 
 
 def test_failed_gate_exits_1_and_still_writes_the_report(run_cli, tiny_embedder, tweets_csv, tmp_path):
@@ -143,6 +171,19 @@ def test_accuracy_and_device_budget_failures_exit_1(run_cli, tiny_embedder, twee
     assert "max_accuracy_drop" in failed["int8-dynamic"] and "max_accuracy_drop" not in failed["fp32"]
     assert "raspberry-pi-4: latency budget" in failed["fp32"]
     assert fp32["latency_ms"]["devices"]["raspberry-pi-4"]["passed"] is False
+
+
+def test_a_latency_budget_without_an_estimate_is_said_not_applied(run_cli, tiny_embedder, tweets_csv, tmp_path,
+                                                                  monkeypatch):
+    def no_counter(path, feed):
+        raise NotImplementedError("no cost counter for .onnx files yet")
+
+    monkeypatch.setattr("edgepack.api.count_costs", no_counter)
+    code, _, err = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--out", tmp_path / "o", "--precision", "fp32",
+                           "--device", "raspberry-pi-4", *FAST)
+    artifact = json.loads((tmp_path / "o" / "report.json").read_text())["artifacts"][0]
+    assert code == 0 and "raspberry-pi-4: latency budget" not in {c["name"] for c in artifact["checks"]}, err
+    assert any("latency budgets are not applied" in note for note in artifact["notes"])
 
 
 def test_failed_run_with_force_keeps_the_old_output(run_cli, tiny_embedder, tweets_csv, tmp_path, monkeypatch):

@@ -119,6 +119,19 @@ def test_search_needs_int8_static(run_cli, tiny_embedder, tweets_csv, tmp_path):
     assert code == 2 and "int8-static" in err and len(_error_lines(err)) == 1
 
 
+def test_calibrating_on_the_evaluation_texts_is_said_plainly(run_cli, tiny_classifier, tweets_csv, tmp_path):
+    """Without --limit every row is an evaluation sample, so int8-static calibrates on them: the report says so."""
+    notes = {}
+    for name, limit in (("all", []), ("some", ["--limit", "24"])):
+        code, _, err = run_cli("pack", tiny_classifier, "--out", tmp_path / name, "--data", tweets_csv, "--precision",
+                               "int8-static", "--runs", "5", "--warmup", "1", *limit)
+        assert code == 0, err
+        notes[name] = [n for n in json.loads((tmp_path / name / "report.json").read_text())["notes"]
+                       if "optimistic" in n]
+    assert len(notes["all"]) == 1 and notes["all"][0].startswith("int8-static calibrated on the evaluation texts")
+    assert notes["some"] == []
+
+
 @pytest.fixture(scope="module")
 def exported_classifier(tiny_classifier, tmp_path_factory):
     from edgepack.registry import TARGETS
@@ -202,13 +215,30 @@ def test_distillation_is_reproducible_and_learns(which, request, tmp_path):
     assert student.config["num_hidden_layers"] == 1 and detect_task(student) == task.name
 
 
+def test_distillation_seed_drives_the_dropout_too(tiny_embedder, tmp_path):
+    """One text repeated, one batch of all of it: the batches are the same whatever the seed, so only the student's
+    dropout (torch's generator) can tell seed=0 from seed=1."""
+    from edgepack.compress.distill import distill
+    from edgepack.registry import TASKS
+    from edgepack.source import resolve
+
+    task = TASKS.get("feature-extraction")(resolve(str(tiny_embedder)))
+    texts = [SENTENCES[0][0]] * 8
+    for seed in (0, 1):
+        distill(task, texts, parse_spec(f"layers=1,steps=3,batch=8,lr=1e-3,seed={seed}"), tmp_path / str(seed))
+    w0, w1 = _weights(tmp_path / "0"), _weights(tmp_path / "1")
+    assert any((w0[k] != w1[k]).any() for k in w0)
+
+
 def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, tweets_csv, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--precision",
                                 "fp32,int8-dynamic", "--distill", "layers=1,steps=10,batch=8", "--runs", "5",
                                 "--warmup", "1")
-    assert code in (0, 1), err
     report = json.loads((out / "report.json").read_text())
+    assert code == (0 if report["passed"] else 1), err  # the exit code is the report's verdict
+    # no --limit: every row is an evaluation sample, so the student trained on them, and the report says so
+    assert any(n.startswith("the student was distilled on the evaluation texts") for n in report["notes"])
     roles = [(a["role"], a["precision"]) for a in report["artifacts"]]
     assert roles == [("teacher", "fp32"), ("teacher", "int8-dynamic"), ("student", "fp32"),
                      ("student", "int8-dynamic")]

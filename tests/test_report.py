@@ -1,5 +1,6 @@
-"""The headline table never shows a bare "pass" for an artifact that could not run here."""
+"""The headline table never shows a bare "pass" for an artifact that could not run here; failures name the artifact."""
 
+from edgepack.gates import Check
 from edgepack.report import ArtifactResult, Report, summary_rows, to_markdown
 
 
@@ -13,3 +14,10 @@ def test_an_artifact_not_run_here_passes_on_its_file_checks_only():
     assert [row[result] for row in rows] == ["pass", "pass (file checks only)"]
     assert rows[1][header.index("host p50/p90 ms")] == "not run here"
     assert "pass (file checks only)" in to_markdown(Report("m", "r", "t", None, [ran, unrun]))
+
+
+def test_a_failure_names_teacher_or_student():
+    failed = [ArtifactResult("onnx", "int8-dynamic", "onnx/student-model-int8-dynamic.onnx", role=role,
+                             checks=[Check("max_accuracy_drop", False, "over")]) for role in ("teacher", "student")]
+    assert Report("m", "r", "t", None, failed).failures() == [
+        "onnx/teacher int8-dynamic: max_accuracy_drop: over", "onnx/student int8-dynamic: max_accuracy_drop: over"]

@@ -109,6 +109,44 @@ def test_coreml_weight_check_fails_when_weights_differ(tiny_embedder, tmp_path):
         target.check(dest)
 
 
+def test_coreml_weight_check_keeps_its_tolerance_for_teacher_and_student_packages(tiny_embedder, tmp_path):
+    """--distill names packages `teacher-model-fp32.mlpackage`: the fp32 tolerance (1e-6) still applies, not 0.25."""
+    from edgepack.source import resolve
+    from edgepack.targets import ExportSettings
+    from edgepack.targets.coreml import CoreMlTarget
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    target = CoreMlTarget(tmp_path)
+    task = FeatureExtraction(resolve(str(tiny_embedder), None))
+    dest = tmp_path / "teacher-model-fp32.mlpackage"
+    target.build("fp32", target.export(task.source, task, ExportSettings(32, [32])), dest)
+    assert "limit 1e-06" in dict(target.check(dest))["weights read back"]
+    key = next(k for k, v in target.state.items() if v.size >= 2048)
+    target.state[key] = target.state[key] * 1.01
+    with pytest.raises(ExportError, match="reads back with relative error"):
+        target.check(dest)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs there: the full device checks apply")
+def test_coreml_not_run_here_is_still_held_to_the_device_size_budget(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    """Accuracy and latency cannot be measured on Linux, but the package's size is known: a device's size budget
+    and storage apply, and a package over them fails (exit 1)."""
+    import yaml
+
+    from edgepack.config import data_dir
+
+    device = yaml.safe_load((data_dir("devices") / "raspberry-pi-4.yaml").read_text())
+    device["budgets"]["max_size_mb"] = 0.001
+    (tmp_path / "tiny-storage.yaml").write_text(yaml.safe_dump(device))
+    out = tmp_path / "out"
+    code, _, err = run_cli("pack", tiny_embedder, "--data", tweets_csv, "--target", "coreml", "--precision", "fp32",
+                           "--device", tmp_path / "tiny-storage.yaml", "--out", out, *FAST)
+    assert code == 1, err
+    checks = {c["name"]: c for c in json.loads((out / "report.json").read_text())["artifacts"][0]["checks"]}
+    assert not checks["raspberry-pi-4: size budget"]["passed"] and checks["raspberry-pi-4: fits"]["passed"]
+    assert "raspberry-pi-4: latency budget" not in checks and "raspberry-pi-4: memory budget" not in checks
+
+
 def test_image_cnn_through_all_three_targets_incl_full_integer_tflite(run_cli, tiny_cnn, image_folder, tmp_path):
     out = tmp_path / "cnn"
     code, _, err = run_cli("pack", tiny_cnn, "--data", image_folder, "--target", "onnx,tflite,coreml",

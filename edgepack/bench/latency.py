@@ -26,6 +26,13 @@ def measure(path: Path, inputs: dict[str, np.ndarray], threads: int, warmup: int
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share), not all the machine has."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     """The host CPU's model name, for the report."""
     import platform

@@ -118,8 +118,8 @@ def distill(task, texts: list[str], spec: DistillSpec, dest: Path, progress=None
 
     if len(texts) < 2:
         raise UsageError("--distill needs unlabelled text to train on", "pass --data FILE with a text column")
-    torch.manual_seed(spec.seed)
     teacher = task._load_torch(getattr(transformers, task.auto_model))
+    torch.manual_seed(spec.seed)  # after loading, which seeds 0: the student's dropout follows spec.seed
     teacher_layers = int(teacher.config.num_hidden_layers)
     chosen = pick_layers(teacher_layers, spec.layers)
     student = build_student(teacher, chosen).train()

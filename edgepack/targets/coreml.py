@@ -139,15 +139,16 @@ class CoreMlTarget(Target):
         if set(got_out) != set(self.expected) or any(got_out[k] and got_out[k] != v for k, v in self.expected.items()):
             raise ExportError(f"{path.name}: outputs {got_out} differ from the source model's {self.expected}")
         ops = Counter(op.op_type for op in program.functions["main"].operations)
-        precision = path.name.removeprefix("model-").removesuffix(self.suffix)
-        matched, worst, name = self._compare_weights(program, WEIGHT_TOLERANCE.get(precision, 0.25), path)
+        # "model-fp16.mlpackage", or with --distill "teacher-model-fp16.mlpackage": the precision sets the tolerance
+        precision = path.name.removesuffix(self.suffix).rpartition("model-")[2]
+        matched, worst, name = self._compare_weights(program, WEIGHT_TOLERANCE[precision], path)
         top = ", ".join(f"{k} {n}" for k, n in ops.most_common(8))
         return [("package loads", f"ML program, spec version {spec.specificationVersion}, read by coremltools"),
                 ("inputs/outputs match the source", ", ".join(f"{k} {t[0]} {t[1]}" for k, t in got_in.items())
                  + " -> " + ", ".join(f"{k} {v}" for k, v in got_out.items())),
                 ("op inventory", f"{sum(ops.values())} ops: {top}"),
                 ("weights read back", f"{matched} large source weights found, max relative error {worst:.2g} "
-                 f"({name}; limit {WEIGHT_TOLERANCE.get(precision, 0.25):g})")]
+                 f"({name}; limit {WEIGHT_TOLERANCE[precision]:g})")]
 
     def _compare_weights(self, program, tolerance: float, path: Path) -> tuple[str, float, str]:
         """Every large source weight must be in the package: by name, or (converters fold batch norm into the
