@@ -113,6 +113,32 @@ def test_search_on_a_tiny_model_explains_the_failure_and_keeps_the_artifact(run_
     assert "Layers left in float, and why" in md and "hurt most" in md
 
 
+def test_search_picks_on_held_out_rows_not_on_the_evaluation_samples(run_cli, tiny_embedder, tweets_csv, tmp_path,
+                                                                      monkeypatch):
+    from edgepack.bench import accuracy
+
+    scored, artifact_outputs = [], accuracy.artifact_outputs
+
+    def recording(path, task, texts, *args, **kwargs):
+        scored.append(list(texts))
+        return artifact_outputs(path, task, texts, *args, **kwargs)
+
+    monkeypatch.setattr(accuracy, "artifact_outputs", recording)
+    out = tmp_path / "out"
+    code, _, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--limit", "8",
+                           "--precision", "int8-static", "--max-accuracy-drop", "0.5", "--search-budget", "60",
+                           "--runs", "5", "--warmup", "1")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    search = report["artifacts"][0]["settings"]["search"]
+    assert "none of them evaluation samples" in search["selected_on"]
+    evaluation = scored[-1]  # the kept artifact's own accuracy check comes last, on the evaluation samples
+    assert len(evaluation) == report["data"]["samples"] == 8
+    candidates = scored[:-1]
+    assert candidates and all(not set(texts) & set(evaluation) for texts in candidates)
+    assert "Candidates scored on" in (out / "report.md").read_text()
+
+
 def test_search_needs_int8_static(run_cli, tiny_embedder, tweets_csv, tmp_path):
     code, _, err = run_cli("pack", tiny_embedder, "--out", tmp_path / "o", "--data", tweets_csv, "--precision", "fp32",
                            "--search", "--max-accuracy-drop", "0.01")

@@ -9,7 +9,8 @@ def search_lines(search: dict) -> list[str]:
     lines = ["", f"Accuracy-aware search: kept `{search['kept']}` ({search['kept_because']}); it {verdict} "
              f"max_accuracy_drop {search['max_accuracy_drop']:.4f}. Spent {search['spent_s']:.0f} s of a "
              f"{search['budget_s']:.0f} s budget ({search['stopped_by']}); sensitivity measured for "
-             f"{search['layers_measured']} of {search['layers_total']} layers.", ""]
+             f"{search['layers_measured']} of {search['layers_total']} layers. Candidates scored on "
+             f"{search.get('selected_on', 'the evaluation samples')}.", ""]
     if search["layers_in_float"]:
         lines += ["Layers left in float, and why:", ""]
         lines += [f"- `{layer}`: {why}" for layer, why in search["layers_in_float"].items()]

@@ -6,13 +6,15 @@ overrun the deadline; the first candidate is always built, so there is always an
 1. variants: full QDQ int8 with the default settings, then other calibration methods and per-tensor / symmetric
    variants; the most accurate variant is the base for the next steps;
 2. sensitivity: for each quantizable layer, quantize that layer alone and measure the error it causes on a subset
-   of the evaluation data (relative MSE of the outputs against the source model, and the task's accuracy drop);
+   of the selection data (relative MSE of the outputs against the source model, and the task's accuracy drop);
 3. fallback: leave the k most sensitive layers in float (k = 1, 2, 4, ..., then a bisection between the last k
    that missed and the first that met the limit) until the drop is within the limit.
 
-Every candidate's metrics are recorded; each passing candidate is timed, the fastest passing one is kept. When none
-passes, the most accurate one is kept and the caller's accuracy gate fails it (exit 1), with the layers that hurt
-most and the layers left in float in the record.
+Candidates are scored on held-out rows of the data file (neither evaluation nor calibration samples), so the
+reported accuracy of the kept artifact is not the figure it was picked on. Every candidate's metrics are recorded;
+each passing candidate is timed, the fastest passing one is kept. When none passes, the most accurate one is kept
+and the caller's accuracy gate fails it (exit 1), with the layers that hurt most and the layers left in float in
+the record.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Callable
 
 from ..targets.onnx_quant import CALIBRATION_METHODS, StaticSettings
 
-SENSITIVITY_SAMPLES = 200  # evaluation texts per single-layer measurement
+SENSITIVITY_SAMPLES = 200  # selection texts per single-layer measurement
+SELECTION_SAMPLES = 500  # held-out texts the candidates are scored on (not the evaluation samples)
 
 
 @dataclass
@@ -182,15 +185,13 @@ def search_static(p, options, target, exported: Path, dest: Path, reference, tim
     from ..bench import accuracy, latency
     from ..targets.onnx_quant import quantizable_nodes
 
-    texts, labels = p.dataset.texts, p.dataset.labels
-    # The probe check of feature-extraction retrains classifiers: too slow per candidate, and not the gated figure.
-    use_labels = labels if p.task.name == "text-classification" else None
+    texts, reference, selected_on = _selection_texts(p, target, reference, progress)
 
     def evaluate(path: Path, limit: int | None) -> Measured:
         n = len(texts) if limit is None else min(limit, len(texts))
         out = accuracy.artifact_outputs(path, p.task, texts[:n], p.sequence_length, p.threads)
         ref = reference[:n]
-        acc = p.task.compare(ref, out, use_labels[:n] if use_labels else None)
+        acc = p.task.compare(ref, out, None)  # the headline drop, which needs no labels
         error = float(np.mean((out - ref) ** 2) / max(float(np.mean(ref ** 2)), 1e-12))
         return Measured(acc.drop, error, acc.details)
 
@@ -201,5 +202,25 @@ def search_static(p, options, target, exported: Path, dest: Path, reference, tim
         return target.build_static(exported, path, settings)
 
     source, _, _ = target.static_source(exported, (target.static_settings or StaticSettings()).samples)
-    return run(build, evaluate, time_it, quantizable_nodes(source), p.gates.max_accuracy_drop,
-               options.search_budget_s, target.workdir / "search", dest, target.static_settings, progress)
+    result = run(build, evaluate, time_it, quantizable_nodes(source), p.gates.max_accuracy_drop,
+                 options.search_budget_s, target.workdir / "search", dest, target.static_settings, progress)
+    result["search"]["selected_on"] = selected_on
+    return result
+
+
+def _selection_texts(p, target, reference, progress):
+    """(texts, source outputs, where from) that candidates are scored on: rows of the data file that are neither
+    evaluation samples nor, where there are enough, calibration samples, so the kept artifact's reported accuracy is
+    not the figure it was picked on. Without such rows, the evaluation texts (the report's notes say so)."""
+    from .corpus import FALLBACK
+
+    pool, origin = target.calibration_texts, target.calibration_origin
+    if origin.startswith(FALLBACK):
+        return p.dataset.texts, reference, f"{origin}: the same samples the reported accuracy is measured on"
+    calibrated = (target.static_settings or StaticSettings()).samples
+    spare = pool[calibrated:] if len(pool) - calibrated >= 50 else pool
+    texts = list(spare[:SELECTION_SAMPLES])
+    progress.stage(f"Running the source model on {len(texts)} held-out selection samples (PyTorch fp32)")
+    where = "rows not used for calibration" if spare is not pool else "calibration rows (too few others)"
+    return texts, p.task.reference(texts, p.sequence_length), (
+        f"{len(texts)} held-out {where}, none of them evaluation samples")
