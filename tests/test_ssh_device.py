@@ -163,3 +163,24 @@ def test_measure_cli_feeds_calibration(sshd, tiny_onnx, tmp_path, monkeypatch, c
     assert recorded.read_text().count("\n") == 2
     main(["calibrate", "--device", "raspberry-pi-4", str(recorded), "--out", str(tmp_path / "pi.yaml")])
     assert (tmp_path / "pi.yaml").exists()
+
+
+def test_device_runner_counts_memory_and_percentiles_as_the_host_probe_does(tiny_onnx, tmp_path):
+    """Host and device rows sit side by side in a report: same MB, same percentiles, and no inherited peak RSS
+    (the runner is started by a shell that may have been much bigger)."""
+    import json
+    import subprocess
+    import sys
+
+    from edgepack.remote import runner
+
+    x = np.array([[1, 2, 3, 4]], np.float32)
+    np.savez(tmp_path / "in.npz", **{"timing/x": x, "sample0/x": x})
+    # The parent holds 600 MB when it starts the runner: ru_maxrss would have carried that over.
+    ballast = np.ones(600_000_000 // 8)
+    done = subprocess.run([sys.executable, runner.__file__, str(tiny_onnx), str(tmp_path / "in.npz"),
+                           str(tmp_path / "out.npz"), "1", "2", "50"], capture_output=True, text=True, check=True)
+    del ballast
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0 < result["rss_before_runtime_mb"] < result["peak_rss_mb"] < 400
+    assert result["p50"] <= result["p90"] and result["runs"] == 50

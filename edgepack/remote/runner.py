@@ -3,8 +3,8 @@ own onnxruntime or LiteRT and saves its outputs.
 
 python3 runner.py MODEL INPUTS.npz OUT.npz THREADS WARMUP RUNS [SIGNATURE]
 INPUTS.npz holds `timing/<input>` (the timed feed) and `sample<i>/<input>` (feeds whose outputs come back).
-Prints one JSON line: p50/p90 ms, runs, threads, peak RSS in MB (and before the runtime was imported), runtime and
-version. Exit 3 with "missing runtime: ..." on stderr when the runtime is not installed.
+Prints one JSON line: p50/p90 ms, runs, threads, peak RSS in decimal MB (and the RSS before the runtime was
+imported), runtime and version. Exit 3 with "missing runtime: ..." on stderr when the runtime is not installed.
 """
 
 import json
@@ -13,8 +13,18 @@ import sys
 import time
 
 
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
+def rss_mb(field="VmHWM"):
+    """Decimal MB, as edgepack's host probe counts them. VmHWM (peak RSS) starts afresh at exec; getrusage's
+    ru_maxrss would carry over the peak of the shell that started this process."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, kB elsewhere
+    return (maxrss if sys.platform == "darwin" else maxrss * 1024) / 1e6
 
 
 def onnx_runner(path, threads, signature):
@@ -61,7 +71,7 @@ def main():
     threads, warmup, runs = int(threads), int(warmup), int(runs)
     import numpy as np
 
-    before = rss_mb()
+    before = rss_mb("VmRSS")
     make = tflite_runner if model.endswith(".tflite") else onnx_runner
     run, runtime, version = make(model, threads, signature)
     data = np.load(inputs)
@@ -82,9 +92,8 @@ def main():
         for name, value in run(groups[group]).items():
             outputs[f"{group}/{name}"] = np.asarray(value)
     np.savez(out, **outputs)
-    times.sort()
-    pick = lambda q: times[min(len(times) - 1, int(round(q * (len(times) - 1))))]  # noqa: E731
-    print(json.dumps({"p50": pick(0.5), "p90": pick(0.9), "runs": runs, "warmup": warmup, "threads": threads,
+    # The same percentiles as the host probe (numpy's linear interpolation), so host and device rows compare.
+    print(json.dumps({"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "runs": runs, "warmup": warmup, "threads": threads,
                       "peak_rss_mb": rss_mb(), "rss_before_runtime_mb": before, "runtime": runtime,
                       "runtime_version": version, "python": sys.version.split()[0]}))
 
