@@ -148,6 +148,11 @@ def plan(model: str, options: PackOptions) -> Plan:
     if options.recipe and recipe.task != task_name:
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
+    teacher_layers = source.config.get("num_hidden_layers")
+    if distill_spec is not None and isinstance(teacher_layers, int):  # before the source model runs, not after
+        from .compress.distill import pick_layers
+
+        pick_layers(teacher_layers, distill_spec.layers)
     for target in targets:
         reason = target.unsupported(source, task_name)
         if reason:
@@ -429,6 +434,9 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
     from .licenses import commercial_use
     from .tasks import detect_task
 
+    # Profiles first: a typo in --device is an instant error, not one after the model is resolved.
+    profiles = {name: devices_mod.load_profile(name)
+                for name in (devices if devices is not None else devices_mod.list_profiles())}
     source = resolve(model, revision, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     task_name = task or detect_task(source)
     TASKS.get(task_name)
@@ -443,8 +451,7 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
             reason = str(exc)
         targets[name] = {"precisions": list(target.precisions), "supported": reason is None, "reason": reason}
     fit = {}
-    for name in devices if devices is not None else devices_mod.list_profiles():
-        profile = devices_mod.load_profile(name)
+    for name, profile in profiles.items():
         fit[name] = {precision: devices_mod.fits(profile, int(params * per), None) if params else None
                      for precision, per in _BYTES_PER_PRECISION.items()}
     return {"model": source.model_id, "revision": source.revision, "origin": source.origin, "task": task_name,

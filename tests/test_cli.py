@@ -388,6 +388,11 @@ def test_interrupted_run_leaves_no_partial_output(tiny_embedder, tweets_csv, tmp
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
 
 
+def test_inspect_checks_the_device_before_resolving_the_model(run_cli, tmp_path):
+    code, _, err = run_cli("inspect", tmp_path / "no-such-model", "--device", "raspberry-pi-9")
+    assert code == 2 and "unknown device" in err and "no-such-model" not in err
+
+
 def test_inspect(run_cli, tiny_classifier):
     code, stdout, _ = run_cli("inspect", tiny_classifier, "--json", "--device", "raspberry-pi-4")
     info = json.loads(stdout)

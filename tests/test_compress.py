@@ -182,6 +182,19 @@ def test_static_int8_is_qdq_with_recorded_calibration(exported_classifier, tmp_p
     assert excluded["layers_in_float"] == settings_layers[:2] and excluded["calibration_method"] == "percentile"
 
 
+def test_calibration_texts_are_cut_at_the_runs_sequence_length_not_at_128(exported_classifier):
+    from edgepack.targets.onnx_quant import calibration_feeds, calibration_sample
+
+    target, _ = exported_classifier
+    long_text = " ".join(["the car"] * 150)  # about 300 tokens
+    for length in (16, 256):
+        feeds = calibration_feeds(target.task, [long_text], {"input_ids", "attention_mask"}, 1, length)
+        assert feeds[0]["input_ids"].shape == (1, length)
+    texts = [f"text {i}" for i in range(300)]
+    picked = calibration_sample(texts, 128)
+    assert picked == calibration_sample(texts, 128) and len(set(picked)) == 128  # seeded: the search can avoid them
+
+
 def test_int4_weight_uses_matmulnbits(exported_classifier, tmp_path):
     target, exported = exported_classifier
     settings = target.build("int4-weight", exported, tmp_path / "w.onnx")
@@ -254,6 +267,13 @@ def test_distillation_seed_drives_the_dropout_too(tiny_embedder, tmp_path):
         distill(task, texts, parse_spec(f"layers=1,steps=3,batch=8,lr=1e-3,seed={seed}"), tmp_path / str(seed))
     w0, w1 = _weights(tmp_path / "0"), _weights(tmp_path / "1")
     assert any((w0[k] != w1[k]).any() for k in w0)
+
+
+def test_distill_with_too_many_layers_is_refused_before_the_model_runs(run_cli, tiny_embedder, tweets_csv, tmp_path):
+    code, _, err = run_cli("pack", tiny_embedder, "--out", tmp_path / "out", "--data", tweets_csv,
+                           "--distill", "layers=9")
+    assert code == 2 and "the teacher has 2 layers" in err and "Running the source model" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, tweets_csv, tmp_path):

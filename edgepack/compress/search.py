@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..targets.onnx_quant import CALIBRATION_METHODS, StaticSettings
+from ..targets.onnx_quant import CALIBRATION_METHODS, StaticSettings, calibration_sample
 
 SENSITIVITY_SAMPLES = 200  # selection texts per single-layer measurement
 SELECTION_SAMPLES = 500  # held-out texts the candidates are scored on (not the evaluation samples)
@@ -217,8 +217,9 @@ def _selection_texts(p, target, reference, progress):
     pool, origin = target.calibration_texts, target.calibration_origin
     if origin.startswith(FALLBACK):
         return p.dataset.texts, reference, f"{origin}: the same samples the reported accuracy is measured on"
-    calibrated = (target.static_settings or StaticSettings()).samples
-    spare = pool[calibrated:] if len(pool) - calibrated >= 50 else pool
+    calibrated = set(calibration_sample(pool, (target.static_settings or StaticSettings()).samples))
+    spare = [text for text in pool if text not in calibrated]
+    spare = spare if len(spare) >= 50 else pool
     texts = list(spare[:SELECTION_SAMPLES])
     progress.stage(f"Running the source model on {len(texts)} held-out selection samples (PyTorch fp32)")
     where = "rows not used for calibration" if spare is not pool else "calibration rows (too few others)"

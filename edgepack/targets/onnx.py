@@ -26,6 +26,7 @@ class OnnxTarget(Target):
         self.task = None
         self.calibration_texts: list[str] = []  # int8-static calibrates on these (the build path sets them)
         self.calibration_origin = "texts given by the caller"
+        self.calibration_length = 128  # tokens per calibration text at most: the run's sequence length
         self.static_settings = None  # an onnx_quant.StaticSettings; None = its defaults
         self._static_source = None
 
@@ -52,6 +53,7 @@ class OnnxTarget(Target):
 
         if settings is not None and settings.calibration:  # int8-static calibrates on these
             self.calibration_texts, self.calibration_origin = settings.calibration, settings.calibration_origin
+            self.calibration_length = settings.sequence_length
 
         self.task = task
         out = self.workdir / "onnx-export"
@@ -144,7 +146,7 @@ class OnnxTarget(Target):
                 raise UsageError("int8-static needs calibration text", "pass --data FILE or use a recipe with data")
             model = onnx.load(str(exported / "model.onnx"))
             feeds = calibration_feeds(self.task, self.calibration_texts, {i.name for i in model.graph.input},
-                                      samples)
+                                      samples, self.calibration_length)
             # Static scales are fixed per tensor, so an outlier channel costs every other channel its precision:
             # smooth every activation that feeds a weight, not only the worst ones as dynamic int8 does.
             smoothing = smooth_activations(model, feeds[:32], SMOOTHING_ALPHA, 0.0)

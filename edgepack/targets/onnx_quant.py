@@ -32,13 +32,19 @@ class StaticSettings:
         return ", ".join(parts)
 
 
-def calibration_feeds(task, texts: list[str], input_names: set[str], samples: int, seed: int = 0) -> list[dict]:
-    """A seeded sample of `samples` texts, each encoded alone at its natural length (as an app feeds them)."""
-    pick = texts if len(texts) <= samples else [texts[i] for i in sorted(
+def calibration_sample(texts: list[str], samples: int, seed: int = 0) -> list[str]:
+    """The seeded sample of `samples` texts that static int8 calibrates on."""
+    return texts if len(texts) <= samples else [texts[i] for i in sorted(
         np.random.default_rng(seed).choice(len(texts), size=samples, replace=False))]
+
+
+def calibration_feeds(task, texts: list[str], input_names: set[str], samples: int, max_length: int = 128,
+                      seed: int = 0) -> list[dict]:
+    """calibration_sample's texts, each encoded alone at its natural length up to `max_length` (as an app feeds
+    them)."""
     feeds = []
-    for text in pick:
-        enc = task.encode([text], 128)
+    for text in calibration_sample(texts, samples, seed):
+        enc = task.encode([text], max_length)
         if "token_type_ids" in input_names and "token_type_ids" not in enc:
             enc["token_type_ids"] = np.zeros_like(enc["input_ids"])
         feeds.append({k: v for k, v in enc.items() if k in input_names})
