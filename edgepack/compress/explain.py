@@ -7,7 +7,8 @@ def search_lines(search: dict) -> list[str]:
     """Markdown for one artifact's search record."""
     verdict = "met" if search["passed"] else "did NOT meet"
     lines = ["", f"Accuracy-aware search: kept `{search['kept']}` ({search['kept_because']}); it {verdict} "
-             f"max_accuracy_drop {search['max_accuracy_drop']:.4f}. Spent {search['spent_s']:.0f} s of a "
+             f"max_accuracy_drop {search['max_accuracy_drop']:.4f} where it was scored (the artifact's own checks "
+             "below are on the evaluation samples). Spent {search['spent_s']:.0f} s of a "
              f"{search['budget_s']:.0f} s budget ({search['stopped_by']}); sensitivity measured for "
              f"{search['layers_measured']} of {search['layers_total']} layers. Candidates scored on "
              f"{search.get('selected_on', 'the evaluation samples')}.", ""]

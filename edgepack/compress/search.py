@@ -28,7 +28,7 @@ from typing import Callable
 from ..targets.onnx_quant import CALIBRATION_METHODS, StaticSettings, calibration_sample
 
 SENSITIVITY_SAMPLES = 200  # selection texts per single-layer measurement
-SELECTION_SAMPLES = 500  # held-out texts the candidates are scored on (not the evaluation samples)
+SELECTION_SAMPLES = 500  # held-out texts the candidates are scored on, at least (as many as evaluation samples)
 
 
 @dataclass
@@ -220,7 +220,8 @@ def _selection_texts(p, target, reference, progress):
     calibrated = set(calibration_sample(pool, (target.static_settings or StaticSettings()).samples))
     spare = [text for text in pool if text not in calibrated]
     spare = spare if len(spare) >= 50 else pool
-    texts = list(spare[:SELECTION_SAMPLES])
+    # As many as the evaluation samples where the file has them: a limit met on fewer rows is met by chance more often.
+    texts = list(spare[:max(SELECTION_SAMPLES, len(p.dataset.texts))])
     progress.stage(f"Running the source model on {len(texts)} held-out selection samples (PyTorch fp32)")
     where = "rows not used for calibration" if spare is not pool else "calibration rows (too few others)"
     return texts, p.task.reference(texts, p.sequence_length), (
