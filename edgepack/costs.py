@@ -7,7 +7,8 @@ shape inference, which does not know the contrib ops.
 
 Conventions: a multiply-add is 2 FLOPs; `bytes` is what the op reads (inputs, weights included) plus what it writes.
 Nodes whose inputs are all constant are skipped, as onnxruntime folds them when it loads the model (it keeps
-DequantizeLinear, so a dequantized weight table is paid on every run, as it is in onnxruntime). Identity is skipped
+DequantizeLinear, so a dequantized weight table is paid on every run, as it is in onnxruntime, except in a QDQ
+node unit: a MatMul/Gemm/Conv fed only by DequantizeLinear is fused with them into one int8 kernel). Identity is skipped
 too, and so are a Pad feeding a Conv or pool and an activation right after a Conv or Gemm (onnxruntime fuses both when it
 loads the model). Other load-time rewrites (Gelu/LayerNorm/attention fusion of decomposed graphs, ...) are not
 modelled: those ops count as written.
@@ -16,7 +17,7 @@ modelled: those ops count as written.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,26 @@ def count_onnx_costs(onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> li
             continue
         if _fused_at_load(node, producer, consumers, graph_outputs):
             continue
-        costs.append(_cost(node, node.name or f"{node.op_type}_{index}", values, const))
+        users = consumers.get(node.output[0], []) if node.output else []
+        if node.op_type == "DequantizeLinear" and users and all(_qdq_unit(u, producer, consumers) for u in users):
+            continue  # part of a QDQ node unit that onnxruntime runs as one int8 kernel
+        cost = _cost(node, node.name or f"{node.op_type}_{index}", values, const)
+        costs.append(replace(cost, precision="int8") if _qdq_unit(node, producer, consumers) else cost)
     return costs
+
+
+def _qdq_unit(node, producer, consumers) -> bool:
+    """A MatMul/Gemm fed only by DequantizeLinear, or such a Conv whose output is quantized again (static int8 in
+    QDQ form): onnxruntime's QDQ transformer fuses it with those DequantizeLinear into one int8 kernel
+    (QLinearMatMul, MatMulIntegerToFloat, QGemm, QLinearConv) when it loads the model, so neither a float matmul nor
+    a per-run weight dequantization is paid."""
+    if node.op_type not in ("MatMul", "Gemm", "Conv"):
+        return False
+    data = [name for name in node.input[:2] if name]
+    if not data or any(getattr(producer.get(name), "op_type", None) != "DequantizeLinear" for name in data):
+        return False
+    users = consumers.get(node.output[0], [])
+    return node.op_type != "Conv" or (bool(users) and all(u.op_type == "QuantizeLinear" for u in users))
 
 
 def _fused_at_load(node, producer, consumers, graph_outputs) -> bool:
