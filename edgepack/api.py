@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, data as data_mod, devices as devices_mod
+from .bench import latency
 from .bench.latency import cpu_name, usable_cores
 from .bench.relative import compare_with_fp32
 from .config import DataSpec, Gates, Recipe, list_names, load_named
@@ -311,7 +312,12 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
 
         notes += tuned_on_evaluation("int8-static calibrated", origin)
         notes += tuned_on_evaluation("the student was distilled", (distillation or {}).get("training_texts", ""))
-    notes += compare_with_fp32(results)
+
+    def retime(result: ArtifactResult) -> float:
+        progress.stage(f"{result.target}/{result.precision}: timing again (slower than fp32 at first)")
+        return latency.measure(tmp / result.path, timing_inputs, p.threads, options.warmup, options.runs)["p50"]
+
+    notes += compare_with_fp32(results, retime)
 
     report = Report(
         model=p.source.model_id, revision=p.source.revision, task=p.task.name, license=p.source.license,
