@@ -25,7 +25,7 @@ LAYERS = [f"L{i}" for i in range(8)]
 HURT = {"L0": 0.001, "L1": 0.02, "L2": 0.002, "L3": 0.05, "L4": 0.001, "L5": 0.01, "L6": 0.003, "L7": 0.001}
 
 
-def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None):
+def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None, burst=None):
     """Drop = sum of the quantized layers' harm (+ floor); latency grows with the layers left in float."""
     built = []
 
@@ -40,8 +40,13 @@ def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None):
         drop = floor + sum(h for layer, h in HURT.items() if layer not in excluded)
         return search.Measured(drop, drop * 10)
 
+    seen = set()
+
     def time_it(path):
-        return 1.0 + len(json.loads(path.read_text()))
+        excluded = json.loads(path.read_text())
+        first = path not in seen
+        seen.add(path)
+        return 1.0 + len(excluded) + (100.0 if first and excluded == burst else 0.0)  # a burst on its first timing
 
     dest = tmp_path / "kept.onnx"
     record = search.run(build, evaluate, time_it, LAYERS, max_drop, budget, tmp_path / "work", dest)
@@ -59,6 +64,12 @@ def test_search_ranks_layers_and_keeps_the_fastest_passing(tmp_path):
     assert "sensitivity rank 1" in s["layers_in_float"]["L3"]
     passing = [c for c in s["candidates"] if c["passed"]]
     assert passing and all(c["host_p50_ms"] is not None for c in passing)
+
+
+def test_passing_candidates_are_timed_in_turn_so_one_burst_does_not_pick_the_winner(tmp_path):
+    record, dest, _ = fake_search(0.012, tmp_path=tmp_path, burst=["L1", "L3", "L5"])
+    assert sorted(json.loads(dest.read_text())) == ["L1", "L3", "L5"]  # still the fastest, by median of its timings
+    assert "median" in record["search"]["kept_because"]
 
 
 def test_search_with_no_passing_candidate_keeps_the_most_accurate(tmp_path):
