@@ -314,7 +314,7 @@ def _build(p: Plan, options: PackOptions, tmp: Path, progress: Progress) -> Repo
         notes += tuned_on_evaluation("the student was distilled", (distillation or {}).get("training_texts", ""))
 
     def retime(result: ArtifactResult) -> float:
-        progress.stage(f"{result.target}/{result.precision}: timing again (slower than fp32 at first)")
+        progress.stage(f"{result.target}/{result.precision}: timing again, in turn, to confirm a slowdown vs fp32")
         return latency.measure(tmp / result.path, timing_inputs, p.threads, options.warmup, options.runs)["p50"]
 
     notes += compare_with_fp32(results, retime)
