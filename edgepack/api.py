@@ -347,7 +347,7 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
                     reference, timing_inputs: dict, progress: Progress) -> None:
     """Build one artifact and run every check on the file itself, filling `result`. Any failure is raised as
     _ArtifactFailed naming the stage, with the toolchain's exception as its cause."""
-    from .bench import accuracy, latency
+    from .bench import accuracy
 
     path, label = tmp / result.path, f"{result.target}/{result.precision}"
     stage = "build"

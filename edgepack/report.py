@@ -30,6 +30,11 @@ class ArtifactResult:
     def passed(self) -> bool:
         return self.path is not None and all(c.passed for c in self.checks)
 
+    @property
+    def label(self) -> str:
+        """`onnx/int8-dynamic`, or `onnx/student int8-dynamic` under --distill."""
+        return f"{self.target}/{self.role + ' ' if self.role else ''}{self.precision}"
+
 
 @dataclass
 class Report:
@@ -53,8 +58,7 @@ class Report:
         return bool(self.artifacts) and all(a.passed for a in self.artifacts)
 
     def failures(self) -> list[str]:
-        return [f"{a.target}/{a.role + ' ' if a.role else ''}{a.precision}: {c.name}: {c.detail}"
-                for a in self.artifacts for c in a.checks if not c.passed]  # teacher or student, with --distill
+        return [f"{a.label}: {c.name}: {c.detail}" for a in self.artifacts for c in a.checks if not c.passed]
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -26,7 +26,6 @@ def compare_with_fp32(results, retime: Callable | None = None) -> list[str]:
         host = result.latency_ms.get("host")
         if not host:
             continue
-        name = f"{result.target}/{(result.role + ' ') if result.role else ''}{result.precision}"
         base = fp32.get((result.target, result.role))
         if base is not None and result is not base:
             mine, theirs = host["p50"], base.latency_ms["host"]["p50"]
@@ -41,12 +40,12 @@ def compare_with_fp32(results, retime: Callable | None = None) -> list[str]:
                 note = (f"slower than {result.target} fp32 on this host: {how} {mine:.2f} ms vs {theirs:.2f} ms "
                         f"({1 / speedup:.1f}x the time); here it saves size, not time")
                 result.notes.append(note)
-                notes.append(f"{name}: {note}")
+                notes.append(f"{result.label}: {note}")
         check = host.get("estimate")
         if check and not 1 / ESTIMATE_OFF_BY <= check["estimate_over_measured"] <= ESTIMATE_OFF_BY:
             note = (f"the cost model's host estimate is x{check['estimate_over_measured']:.2f} this host's measurement "
                     f"({check['estimate']:.2f} vs {check['measured_p50']:.2f} ms): trust its device estimates less; "
                     "measure on the device (`edgepack measure`)")
             result.notes.append(note)
-            notes.append(f"{name}: {note}")
+            notes.append(f"{result.label}: {note}")
     return notes
