@@ -1,13 +1,13 @@
-"""Regenerate edgepack/calibration/model_costs.json: per-op costs of the calibration networks.
+"""Regenerate edgepack/estimate/model_costs.json: per-op costs of the calibration networks.
 
 The published latencies in ../shared/device-calibration/measurements.csv are of standard networks. Latency does not
 depend on weight values, so each network is rebuilt here with random weights (transformers configs where transformers
 has the architecture, short torch definitions otherwise), exported to ONNX and costed op by op with edgepack's own
-counter (`edgepack.costs.count_onnx_costs`). The result is cached as a data file because exporting and running
+counter (`edgepack.estimate.count_onnx.count_onnx_costs`). The result is cached as a data file because exporting and running
 ResNet-50, ViT-B/32 and friends takes minutes, while the fit that reads them takes about a second.
 
 Usage: flock /tmp/edgepack-heavy.lock .venv/bin/python benchmarks/calibration_models.py [--only KEY ...]
-Keys are the `COST_KEYS` of edgepack/calibration/data.py (model name + input size).
+Keys are the `COST_KEYS` of edgepack/estimate/data.py (model name + input size).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgepack.calibration.data import COSTS_FILE, compact  # noqa: E402
-from edgepack.costs import count_onnx_costs  # noqa: E402
+from edgepack.estimate.data import COSTS_FILE, compact  # noqa: E402
+from edgepack.estimate.count_onnx import count_onnx_costs  # noqa: E402
 
 
 # ---- short definitions of networks transformers lacks ------------------------------------------------------------
@@ -216,7 +216,7 @@ def cost_one(key: str, folder: Path) -> list[list]:
 
 
 def main() -> None:
-    from edgepack.calibration.data import COST_KEYS
+    from edgepack.estimate.data import COST_KEYS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="cost keys to (re)compute; the others are kept")

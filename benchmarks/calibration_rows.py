@@ -1,6 +1,6 @@
-"""Regenerate edgepack/calibration/published.csv from ../shared/device-calibration/measurements.csv.
+"""Regenerate edgepack/estimate/published.csv from ../shared/device-calibration/measurements.csv.
 
-Each published row is mapped to what the fit needs: the network's cost key (edgepack/calibration/data.py), the device
+Each published row is mapped to what the fit needs: the network's cost key (edgepack/estimate/data.py), the device
 profile, the runtime family, the thread count and core cluster, and the arithmetic precision. Rows that cannot be
 mapped are listed with the reason and left out. Assumptions (thread counts not stated, ...) are listed in
 `ASSUMED` below.
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgepack.calibration.data import PUBLISHED_COLUMNS, PUBLISHED_FILE  # noqa: E402
+from edgepack.estimate.data import PUBLISHED_COLUMNS, PUBLISHED_FILE  # noqa: E402
 from edgepack.devices import load_profile  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "device-calibration" / "measurements.csv"

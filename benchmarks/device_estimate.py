@@ -1,13 +1,13 @@
 """How good is the calibrated device estimate? Leave-one-out over the published latencies.
 
-For every usable row of ../shared/device-calibration/measurements.csv (edgepack/calibration/published.csv), the whole
+For every usable row of ../shared/device-calibration/measurements.csv (edgepack/estimate/published.csv), the whole
 model (shape parameters and offsets) is refitted without that row and then predicts it. Printed: the share of
 estimates within +-25% of the measurement, overall and on the TFLite / XNNPACK rows alone, and how often the stated
 range contains the measurement. The range of a held-out row is built as `edgepack estimate` builds it (see
-edgepack/calibration/estimate.py: error_for), from the other rows' leave-one-out errors only.
+edgepack/estimate/estimate.py: error_for), from the other rows' leave-one-out errors only.
 
 Usage: flock /tmp/edgepack-heavy.lock .venv/bin/python benchmarks/device_estimate.py [--write-fit]
-  --write-fit  also write edgepack/calibration/fit.json (the parameters and errors edgepack ships)
+  --write-fit  also write edgepack/estimate/fit.json (the parameters and errors edgepack ships)
 Writes benchmarks/device_estimate.md. Takes a few minutes (one refit per row).
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgepack.calibration.data import published  # noqa: E402
-from edgepack.calibration.estimate import FIT_FILE  # noqa: E402
-from edgepack.calibration.fit import (RANGE_QUANTILE, Table, error_summary, fit, leave_device_out,  # noqa: E402
+from edgepack.estimate.data import published  # noqa: E402
+from edgepack.estimate.predict import FIT_FILE  # noqa: E402
+from edgepack.estimate.fit import (RANGE_QUANTILE, Table, error_summary, fit, leave_device_out,  # noqa: E402
                                       leave_one_out)
 
 TFLITE_FAMILIES = {"tflite", "tflite-2018", "xnnpack"}
@@ -92,7 +92,7 @@ def main() -> None:
     lines = ["# Calibrated device latency estimate: leave-one-out on the published measurements", "",
              f"Command: `flock /tmp/edgepack-heavy.lock .venv/bin/python benchmarks/device_estimate.py --write-fit` "
              f"({elapsed:.0f} s). Data: {len(rows)} usable rows of the shared device-calibration measurements.csv "
-             "(edgepack/calibration/published.csv; benchmarks/calibration_rows.py lists the 8 left out: Inception, "
+             "(edgepack/estimate/published.csv; benchmarks/calibration_rows.py lists the 8 left out: Inception, "
              "NASNet, Whisper and a MiniLM row without its sequence length). Each row is predicted by a fit on all "
              "the others (shape parameters and offsets refitted).", "",
              "| rows | n | within +-25% | median abs error | range contains measurement | median range (x/)|",

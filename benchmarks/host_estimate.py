@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgepack.bench.latency import cpu_name, measure  # noqa: E402
-from edgepack.calibration.host import cache_dir, host_check, host_profile  # noqa: E402
-from edgepack.costs import count_costs  # noqa: E402
+from edgepack.estimate.host import cache_dir, host_check, host_profile  # noqa: E402
+from edgepack.estimate.count import count_costs  # noqa: E402
 
 SEQUENCE, THREADS, RUNS, WARMUP, REPEATS = 128, 2, 100, 10, 5
 
@@ -60,7 +60,7 @@ def main() -> None:
                      f"{check['high']:.1f} | {ratio:.2f} | {'yes' if abs(ratio - 1) <= 0.30 else 'NO'} |")
     lines += ["", "No onnxruntime rows are in the published calibration data, so the runtime factor for onnxruntime is "
               "the average of the fitted runtimes. The host profile's peaks are inferred from onnxruntime's own fp32 "
-              "MatMul and int8 DynamicQuantizeMatMul rates on all cores (edgepack/calibration/host.py), measured "
+              "MatMul and int8 DynamicQuantizeMatMul rates on all cores (edgepack/estimate/host.py), measured "
               "once by this run into a fresh cache; the MiniLM graphs themselves were never used to fit anything.",
               "", "Cached host measurements: `" + json.dumps(json.loads((cache_dir() / "host.json").read_text())) + "`"]
     text = "\n".join(lines) + "\n"

@@ -3,7 +3,9 @@
 Importing this package loads no torch, onnx or onnxruntime; the stages import them when they run.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__", "pack", "inspect", "PackOptions"]
 
 
 def __getattr__(name):

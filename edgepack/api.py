@@ -9,7 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, data as data_mod, devices as devices_mod
+from . import data as data_mod, devices as devices_mod
+from .version import __version__
+from .estimate.host import load_profile
 from .bench import latency
 from .bench.latency import cpu_name, usable_cores
 from .bench.relative import compare_with_fp32
@@ -19,11 +21,12 @@ from .gates import Check, device_checks, gate_checks, unmeasured
 from .manifest import remove, sha256, size_of
 from .manifest import write as write_manifest
 from .progress import Progress
-from .costs import count_costs
+from .estimate.count import count_costs, runtime_family
 from .registry import TARGETS, TASKS
 from .report import ArtifactResult, Report, to_markdown
 from .source import Source, count_parameters, resolve
-from .targets import ExportSettings, sequence_buckets
+from .buckets import sequence_buckets
+from .targets import ExportSettings
 from .tasks.base import Task
 
 
@@ -128,7 +131,7 @@ def plan(model: str, options: PackOptions) -> Plan:
     recipe = load_recipe(options.recipe, options.task) if options.recipe else None
     if options.task:
         TASKS.get(options.task)
-    profiles = [devices_mod.load_profile(d) for d in options.devices or (recipe.devices if recipe else [])]
+    profiles = [load_profile(d) for d in options.devices or (recipe.devices if recipe else [])]
     targets, precisions = _targets(options, recipe)
     for target in targets:  # a missing optional toolchain is a usage error, before any download
         target.require()
@@ -159,7 +162,7 @@ def plan(model: str, options: PackOptions) -> Plan:
         if reason:
             raise UsageError(f"cannot export {model!r} to {target.name}: {reason}", "try another --task or target")
     if not options.devices and not options.recipe and recipe:
-        profiles = [devices_mod.load_profile(d) for d in recipe.devices]
+        profiles = [load_profile(d) for d in recipe.devices]
     gates = (recipe.gates if recipe else Gates()).merged(options.gates)
     unknown = sorted(set(gates.min_accuracy) - set(task.accuracy_details))
     if unknown:
@@ -392,20 +395,20 @@ def _check_artifact(p: Plan, options: PackOptions, target, exported: Path, resul
         result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
-        from .calibration.estimate import RUNTIME_OF_SUFFIX
-        from .calibration.host import host_check  # the host as a profile: estimate vs this very measurement
+        from .estimate.host import host_check  # the host as a profile: estimate vs this very measurement
+        from .estimate.predict import estimate_latency
 
         costs = None
-        runtime = RUNTIME_OF_SUFFIX.get(path.suffix, "onnxruntime")
         names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
         try:
+            runtime = runtime_family(path)
             costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
         except NotImplementedError as exc:
             result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
         if costs is not None:
             result.latency_ms["host"]["estimate"] = host_check(costs, host["p50"], host["threads"], runtime)
         for profile in p.profiles:
-            est = devices_mod.estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
+            est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
             fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
             checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
                                    profile.budgets, fit)
@@ -441,7 +444,7 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
     from .tasks import detect_task
 
     # Profiles first: a typo in --device is an instant error, not one after the model is resolved.
-    profiles = {name: devices_mod.load_profile(name)
+    profiles = {name: load_profile(name)
                 for name in (devices if devices is not None else devices_mod.list_profiles())}
     source = resolve(model, revision, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     task_name = task or detect_task(source)

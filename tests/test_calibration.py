@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import yaml
 
-from edgepack.calibration import host as host_mod
-from edgepack.calibration.data import COST_KEYS, Measurement, model_costs, published
-from edgepack.calibration.estimate import error_for, shipped_fit
-from edgepack.calibration.fit import Params, Table, _prior, error_summary, fit, leave_one_out, predict_log
+from edgepack.estimate import host as host_mod
+from edgepack.estimate.data import COST_KEYS, Measurement, model_costs, published
+from edgepack.estimate.predict import error_for, shipped_fit
+from edgepack.estimate.fit import Params, Table, _prior, error_summary, fit, leave_one_out, predict_log
 from edgepack.cli import main
-from edgepack.devices import estimate_latency, list_profiles, load_profile
+from edgepack.devices import list_profiles, load_profile
+from edgepack.estimate.predict import estimate_latency
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
     code = 0
@@ -142,7 +143,7 @@ def test_estimate_cli_on_any_file(tiny_files, capsys, kind, runtime):
 
 
 def test_tflite_costs_are_analytic(tiny_files):
-    from edgepack.costs import count_costs
+    from edgepack.estimate.count import count_costs
 
     costs = count_costs(tiny_files["tflite"], {})
     by_type = {c.op_type: c for c in costs}
@@ -157,7 +158,7 @@ def test_tflite_int4_weights_are_dequantized_on_every_run_int8_at_load(tiny_file
     weights on every run (measured: MiniLM's int4-weight file runs 5x slower than its fp32), so only those cost."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgepack.costs import count_costs
+    from edgepack.estimate.count import count_costs
 
     dequantized = {}
     for bits, built in [(8, recipe.weight_only_wi8_afp32()), (4, recipe.weight_only_wi4_afp32())]:
@@ -188,7 +189,7 @@ def test_onnx_static_int8_qdq_matmuls_are_costed_as_int8_kernels(tiny_files, tmp
     float matmul and no per-run weight dequantization to pay (the MiniLM classifier's estimate was 3x too slow)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from edgepack.costs import count_costs
+    from edgepack.estimate.count import count_costs
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -237,7 +238,7 @@ def test_estimate_states_the_threads_it_counts(tiny_files, capsys):
 
 
 def test_more_threads_and_faster_devices_are_faster(tiny_files):
-    from edgepack.calibration.user import file_costs
+    from edgepack.estimate.user import file_costs
 
     costs = file_costs(tiny_files["onnx"])
     pi4 = load_profile("raspberry-pi-4")
@@ -275,7 +276,7 @@ def test_calibrate_out_that_cannot_be_written_is_one_line_and_leaves_nothing(tin
 
 
 def _costs(tiny_files):
-    from edgepack.calibration.user import file_costs
+    from edgepack.estimate.user import file_costs
 
     return file_costs(tiny_files["onnx"])
 
@@ -346,7 +347,7 @@ def test_tflite_signatures_are_costed_one_bucket_at_a_time(tmp_path, capsys):
     picked by name or by the inputs' shapes."""
     torch = pytest.importorskip("torch")
     litert_torch = pytest.importorskip("litert_torch")
-    from edgepack.costs import count_costs
+    from edgepack.estimate.count import count_costs
 
     class Encoder(torch.nn.Module):
         def __init__(self):

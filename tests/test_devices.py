@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from edgepack.config import data_dir
-from edgepack.devices import (SOURCED_FIELDS, DeviceProfile, LatencyEstimate, count_onnx_costs, estimate_latency,
-                              fits, list_profiles, load_profile)
+from edgepack.devices import SOURCED_FIELDS, DeviceProfile, fits, list_profiles, load_profile
+from edgepack.estimate.count_onnx import count_onnx_costs
+from edgepack.estimate.predict import LatencyEstimate, estimate_latency
 from edgepack.errors import ConfigError, UnknownName
 
 REQUIRED = {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "x86-laptop"}

@@ -19,8 +19,8 @@ def test_wheel_ships_every_recipe_and_device_profile(tmp_path):
         assert shipped == set(list_names(kind))
     assert "edgepack/targets/onnx_passes.py" in names and "edgepack/bench/probe.py" in names
     # The calibrated estimate's data and the SSH runner copied to devices.
-    for shipped in ("calibration/fit.json", "calibration/model_costs.json", "calibration/published.csv",
-                    "remote/runner.py", "tflite_costs.py"):
+    for shipped in ("estimate/fit.json", "estimate/model_costs.json", "estimate/published.csv",
+                    "devices/runner.py", "estimate/count_tflite.py", "cli/pack.py"):
         assert f"edgepack/{shipped}" in names, shipped
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from edgepack.errors import UsageError
-from edgepack.remote.ssh import RemoteError, SshDevice, measure, parse_url
+from edgepack.devices import load_profile
+from edgepack.devices.ssh import RemoteError, SshDevice, measure, parse_url
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -98,7 +99,7 @@ def test_parse_url():
     device = parse_url("ssh://pi@raspberrypi.local:2222?profile=raspberry-pi-4&python=/opt/venv/bin/python")
     assert (device.user, device.host, device.port, device.profile, device.python) == (
         "pi", "raspberrypi.local", 2222, "raspberry-pi-4", "/opt/venv/bin/python")
-    assert device.load_profile().name == "raspberry-pi-4"
+    assert load_profile(device.profile).name == "raspberry-pi-4"
     for bad, words in [("ssh://pi@host", "no profile"), ("http://host?profile=x", "not an ssh://"),
                        ("ssh://pi@host?profile=raspberry-pi-4&colour=red", "unknown parameter 'colour'"),
                        ("ssh://pi@host:abc?profile=raspberry-pi-4", "port"),
@@ -172,7 +173,7 @@ def test_device_runner_counts_memory_and_percentiles_as_the_host_probe_does(tiny
     import subprocess
     import sys
 
-    from edgepack.remote import runner
+    from edgepack.devices import runner
 
     x = np.array([[1, 2, 3, 4]], np.float32)
     np.savez(tmp_path / "in.npz", **{"timing/x": x, "sample0/x": x})

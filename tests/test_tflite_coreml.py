@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgepack.errors import ExportError, UsageError
-from edgepack.targets import sequence_buckets
+from edgepack.buckets import sequence_buckets
 
 FAST = ("--runs", "5", "--warmup", "1")
 TFLITE = ("fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static")

@@ -9,23 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..buckets import pad_to
 from ..errors import MissingExtra, UsageError
 from ..registry import RUNTIMES
 
 _BUCKET = re.compile(r"^seq_(\d+)$")
-
-
-def pad_to(feed: dict[str, np.ndarray], length: int | None, names) -> dict[str, np.ndarray]:
-    """`feed` restricted to `names`, padded along the sequence axis to `length` (None: as is)."""
-    out = {}
-    for name in names:
-        value = np.asarray(feed[name])
-        if length is not None:
-            if value.shape[1] > length:
-                raise UsageError(f"input of {value.shape[1]} tokens is longer than the largest bucket ({length})")
-            value = np.pad(value, ((0, 0), (0, length - value.shape[1])))
-        out[name] = value
-    return out
 
 
 def _to_tensor(value: np.ndarray, detail: dict) -> np.ndarray:
@@ -64,10 +52,6 @@ class LiteRtSession:
         self.input_names = list(self.signature_list[next(iter(self.signature_list))]["inputs"])
         self.output_names = list(self.signature_list[next(iter(self.signature_list))]["outputs"])
 
-    @property
-    def buckets_or_names(self) -> list[str]:
-        return list(self.signature_list)
-
     @staticmethod
     def version() -> str:
         import importlib.metadata
@@ -98,17 +82,3 @@ class LiteRtSession:
         inputs = {k: _to_tensor(v, details[k]) for k, v in padded.items()}
         outputs = runner.get_output_details()
         return {k: _from_tensor(np.asarray(v), outputs[k]) for k, v in runner(**inputs).items()}
-
-    def describe(self) -> dict[str, dict]:
-        """Per signature: input and output names, dtypes and shapes."""
-        out = {}
-        for name in self.signature_list:
-            runner = self._runner(name)
-
-            def rows(details):
-                return [{"name": k, "dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape"]]}
-                        | ({"quantization": {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}}
-                           if d["quantization"][0] else {}) for k, d in sorted(details.items())]
-
-            out[name] = {"inputs": rows(runner.get_input_details()), "outputs": rows(runner.get_output_details())}
-        return dict(sorted(out.items(), key=lambda kv: int(m.group(1)) if (m := _BUCKET.match(kv[0])) else 0))

@@ -53,12 +53,6 @@ class Target:
         return {}
 
 
-def sequence_buckets(requested: list[int], sequence_length: int) -> list[int]:
-    """The recipe's buckets up to `sequence_length` (always included), or powers of two from 16."""
-    buckets = requested or [2 ** k for k in range(4, 14)]
-    return sorted({b for b in buckets if b < sequence_length} | {sequence_length})
-
-
 def require(what: str, extra: str, *modules: str) -> None:
     """Import the toolchain a target needs, or say which extra installs it."""
     for module in modules:

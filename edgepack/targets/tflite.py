@@ -108,7 +108,7 @@ class TfliteTarget(Target):
 
     def _calibration_data(self) -> dict:
         """Per signature, the calibration samples that fit it, at the bucket's length (as the runtime pads them)."""
-        from ..runtimes.litert import pad_to
+        from ..buckets import pad_to
 
         samples = [{k: v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in feed.items()}
                    for feed in (self.task.encode([s], self.settings.sequence_length)
@@ -124,24 +124,43 @@ class TfliteTarget(Target):
     def check(path: Path) -> str:
         from collections import Counter
 
-        from ..runtimes.litert import LiteRtSession
-
-        session = LiteRtSession(path, 1)
-        ops = Counter(op["op_name"] for op in session.interpreter._get_ops_details())  # private, but stable
+        interpreter = _interpreter(path)
+        for name in interpreter.get_signature_list():
+            interpreter.get_signature_runner(name)  # allocates the signature's tensors
+        ops = Counter(op["op_name"] for op in interpreter._get_ops_details())  # private, but stable
         top = ", ".join(f"{name} {n}" for name, n in ops.most_common(6))
-        return (f"LiteRT interpreter loaded and allocated every signature ({', '.join(session.buckets_or_names)}); "
-                f"{sum(ops.values())} ops: {top}")
+        return (f"LiteRT interpreter loaded and allocated every signature "
+                f"({', '.join(interpreter.get_signature_list())}); {sum(ops.values())} ops: {top}")
 
     @staticmethod
     def inputs_outputs(path: Path) -> dict:
         """Per signature and for the largest one (what an app must feed), names, dtypes and shapes."""
-        from ..runtimes.litert import LiteRtSession
-
-        signatures = LiteRtSession(path, 1).describe()
+        signatures = describe_signatures(_interpreter(path))
         largest = list(signatures.values())[-1]
         return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
                 "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
                 if all(name.startswith("seq_") for name in signatures) else "one signature"}
+
+
+def _interpreter(path: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path), num_threads=1)
+
+
+def describe_signatures(interpreter) -> dict[str, dict]:
+    """Per signature (sequence buckets in length order): input and output names, dtypes and shapes, with the scale
+    and zero point of quantized ones."""
+    def rows(details):
+        return [{"name": k, "dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape"]]}
+                | ({"quantization": {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}}
+                   if d["quantization"][0] else {}) for k, d in sorted(details.items())]
+
+    out = {}
+    for name in interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner(name)
+        out[name] = {"inputs": rows(runner.get_input_details()), "outputs": rows(runner.get_output_details())}
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0][4:]) if kv[0].startswith("seq_") and kv[0][4:].isdigit() else 0))
 
 
 def _fp16_recipe():

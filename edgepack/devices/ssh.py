@@ -49,11 +49,6 @@ class SshDevice:
     def __str__(self) -> str:
         return f"{self.target}{f':{self.port}' if self.port else ''}"
 
-    def load_profile(self):
-        from ..devices import load_profile
-
-        return load_profile(self.profile)
-
     def _options(self, port_flag: str) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "LogLevel=ERROR"]
         if self.port:

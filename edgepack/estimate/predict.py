@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from ..costs import KERNEL_CLASSES, OpCost
+from ..devices import DeviceProfile
+from ..errors import UsageError
 from .data import HERE, Measurement, fit_class
 from .fit import FIT_CLASSES, Params, Table, device_key, dominant_precision, offset_device
+from .opcost import KERNEL_CLASSES, OpCost
 
 FIT_FILE = HERE / "fit.json"
-# LiteRT runs float and dynamic-int8 graphs through XNNPACK by default: the published XNNPACK rows are its family
-# ("tflite" there are pre-XNNPACK TFLite kernels).
-RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".tflite": "xnnpack"}
 
 
 @lru_cache(maxsize=1)
@@ -85,3 +86,38 @@ def calibrated(costs: list[OpCost], profile, threads: int, runtime: str = "onnxr
     return {"estimate_ms": total, "low_ms": total / width, "high_ms": total * width,
             "by_class": {k: v for k, v in by_class.items() if v}, "error": error, "runtime": runtime,
             "unseen": unseen}
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    estimate_ms: float
+    low_ms: float
+    high_ms: float
+    threads: int
+    by_class: dict[str, float] = field(default_factory=dict)  # ms per kernel class (of estimate_ms)
+    note: str = ""
+    runtime: str = "onnxruntime"
+    error: dict = field(default_factory=dict)  # the leave-one-out error the range comes from (and its basis)
+
+
+def estimate_latency(costs: list[OpCost], profile: DeviceProfile, threads: int | None = None,
+                     runtime: str = "onnxruntime") -> LatencyEstimate:
+    """Calibrated estimate (edgepack/estimate): per-op roofline with fitted efficiencies, overheads and device /
+    runtime factors; the range is the leave-one-out error of the fit for this device and runtime."""
+    threads = profile.default_threads if threads is None else threads
+    if threads < 1:
+        raise UsageError(f"threads must be at least 1, got {threads}")
+    result = calibrated(costs, profile, threads, runtime)
+    error = result["error"]
+    used = min(threads, profile.cpu.cores)  # the fit counts at most the profile's cores; say so, not what was asked
+    asked = f" ({threads} asked for; the profile has {profile.cpu.cores} cores)" if used < threads else ""
+    note = (f"calibrated estimate for {profile.display_name} ({runtime}), {used} thread(s){asked}, {len(costs)} ops; "
+            f"range from the {error['basis']}: median error {error['median_abs_error_pct']:.0f}%, "
+            f"{error['within_25pct']:.0%} within +-25% (n={error['n']})")
+    if result["unseen"]:
+        note += f"; no published measurements for this {' or '.join(result['unseen'])}: average factor used"
+    unknown = sorted({op.op_type for op in costs if not op.known})
+    if unknown:
+        note += f"; op types counted by bytes only: {', '.join(unknown)}"
+    return LatencyEstimate(estimate_ms=result["estimate_ms"], low_ms=result["low_ms"], high_ms=result["high_ms"],
+                           threads=used, by_class=result["by_class"], note=note, runtime=runtime, error=error)

@@ -1,5 +1,5 @@
-"""CLI commands of the calibrated estimate: `estimate`, `calibrate`, and the error lines of `devices show`.
-Registered on the main group in cli.py; errors go through cli.main's single boundary."""
+"""CLI commands of the calibrated estimate: `estimate`, `calibrate`, `measure`, and the error lines of `devices show`.
+Errors go through cli.main's single boundary."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import numpy as np
 
 def resolve_profile(name: str):
     """A profile name or YAML path, `host`, or an ssh:// device URL (see devices.load_profile)."""
-    from .devices import load_profile
+    from ..estimate.host import load_profile
 
     return load_profile(name)
 
 
 def error_lines(profile) -> list[str]:
     """How good the estimate is on this profile, per runtime edgepack runs."""
-    from .calibration.estimate import error_for
+    from ..estimate.predict import error_for
 
     lines = []
     for runtime in ("xnnpack", "onnxruntime"):
@@ -40,7 +40,7 @@ def error_lines(profile) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(file, device, threads, sequence_length, signature, as_json):
     """Estimate the latency of an ONNX or TFLite FILE on a device: value, range and per-op-class breakdown."""
-    from .calibration.user import estimate_path
+    from ..estimate.user import estimate_path
 
     result = estimate_path(file, resolve_profile(device), threads, sequence_length, signature)
     if as_json:
@@ -66,8 +66,8 @@ def calibrate(results, device, out, force):
     sequence_length,signature]); writes a profile YAML with a `calibration` block."""
     import yaml
 
-    from .calibration.user import calibrate as run_calibrate
-    from .errors import UsageError
+    from ..estimate.user import calibrate as run_calibrate
+    from ..errors import UsageError
 
     profile = resolve_profile(device)
     out = out or Path(f"{profile.name}-calibrated.yaml")
@@ -105,15 +105,15 @@ def measure(file, device, threads, runs, warmup, sequence_length, signature, as_
     """Run FILE on a real device over SSH with the device's own runtime: p50/p90, peak memory, outputs checked
     against this machine's run of the same file, the estimate beside it; the measurement is recorded for
     `edgepack calibrate`."""
-    from .calibration.user import estimate_path, model_inputs, record_measurement
-    from .errors import UsageError
-    from .remote.runner import local_outputs
-    from .remote.ssh import measure as ssh_measure, parse_url
+    from ..estimate.user import estimate_path, model_inputs, record_measurement
+    from ..errors import UsageError
+    from ..devices.runner import local_outputs
+    from ..devices.ssh import measure as ssh_measure, parse_url
 
     if not device.startswith("ssh://"):
         raise UsageError("measure needs an ssh:// device", "--device ssh://user@host?profile=NAME")
     remote = parse_url(device)
-    profile = remote.load_profile()
+    profile = resolve_profile(remote.profile)
     threads = threads or profile.default_threads
     estimate = estimate_path(file, profile, threads, sequence_length, signature)  # also validates FILE
     feeds = model_inputs(file, sequence_length, signature)

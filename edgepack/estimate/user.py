@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ExportError, UsageError
+from .count import count_costs, input_specs, runtime_family, suffixes
 from .data import Measurement, published
-from .estimate import RUNTIME_OF_SUFFIX, op_groups, params_for
+from .predict import op_groups, params_for
 from .fit import Table, dominant_precision, error_summary, fit_offsets, offset_device, predict_log
 
 CSV_COLUMNS = ("file", "latency_ms", "threads")
@@ -34,33 +35,7 @@ DEFAULT_SEQUENCE = 128
 def model_inputs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: str | None = None) -> dict:
     """Feeds for one run of an ONNX or TFLite file: dynamic batch = 1, other dynamic axes = `sequence_length`;
     integer inputs get token-like values (ids 1, masks 1), float inputs seeded normal values."""
-    suffix = path.suffix
-    if suffix == ".onnx":
-        import onnx
-
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001 - missing file, not a protobuf
-            raise UsageError(f"{path}: cannot read the ONNX model ({type(exc).__name__})") from None
-        init = {i.name for i in model.graph.initializer}
-        specs = []
-        for value in model.graph.input:
-            if value.name in init:
-                continue
-            tensor = value.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-            shape = [d if d else (1 if i == 0 else sequence_length) for i, d in enumerate(dims)]
-            specs.append((value.name, shape, onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
-    elif suffix == ".tflite":
-        from ..tflite_costs import signatures
-
-        sigs = signatures(path)
-        chosen = sigs.get(signature) if signature else next(iter(sigs.values()))
-        if chosen is None:
-            raise UsageError(f"{path}: no signature {signature!r} (has: {', '.join(sigs)})")
-        specs = [(name, list(shape), np.dtype(dtype)) for name, (shape, dtype) in chosen.items()]
-    else:
-        raise UsageError(f"{path}: cannot estimate {suffix or 'extension-less'} files (ONNX .onnx or TFLite .tflite)")
+    specs = input_specs(path, sequence_length, signature)
     rng = np.random.default_rng(0)
     feeds = {}
     for name, shape, dtype in specs:
@@ -72,10 +47,8 @@ def model_inputs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature:
 
 
 def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: str | None = None):
-    from ..costs import count_costs
-
     if path.is_dir():  # e.g. a Core ML .mlpackage
-        raise UsageError(f"{path} is a folder", "pass an ONNX .onnx or TFLite .tflite file")
+        raise UsageError(f"{path} is a folder", f"pass a model file ({', '.join(suffixes())})")
     if not path.is_file():
         raise UsageError(f"{path}: file not found")
     try:
@@ -88,11 +61,11 @@ def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: s
 def estimate_path(path: str | Path, profile, threads: int | None = None, sequence_length: int = DEFAULT_SEQUENCE,
                   signature: str | None = None) -> dict:
     """Everything `edgepack estimate` prints, as a dict."""
-    from ..devices import estimate_latency
+    from .predict import estimate_latency
 
     path = Path(path)
-    runtime = RUNTIME_OF_SUFFIX.get(path.suffix, "onnxruntime")
     costs = file_costs(path, sequence_length, signature)
+    runtime = runtime_family(path)
     est = estimate_latency(costs, profile, threads, runtime)
     return {"file": str(path), "device": profile.name, "runtime": runtime, "threads": est.threads,
             "estimate_ms": est.estimate_ms, "low_ms": est.low_ms, "high_ms": est.high_ms, "by_class_ms": est.by_class,
@@ -135,9 +108,10 @@ def read_measurements(csv_path: str | Path, profile) -> list[Measurement]:
         file = file if file.is_absolute() else csv_path.parent / file
         if not file.is_file():
             raise DataError(f"{where}, column file: {file} not found")
-        runtime = (raw.get("runtime") or "").strip() or RUNTIME_OF_SUFFIX.get(file.suffix)
-        if runtime is None:
-            raise DataError(f"{where}, column file: {file.suffix or 'no extension'} is not .onnx or .tflite")
+        try:
+            runtime = (raw.get("runtime") or "").strip() or runtime_family(file)
+        except NotImplementedError as exc:
+            raise DataError(f"{where}, column file: {exc}") from None
         signature = (raw.get("signature") or "").strip() or None
         key = (file, sequence, signature)
         if key not in costs_cache:
@@ -205,3 +179,13 @@ def record_measurement(profile: str, file: str | Path, latency_ms: float, thread
         writer.writerow([str(Path(file).resolve()), f"{latency_ms:.4f}", threads, runtime, sequence_length,
                          signature or ""])
     return path
+
+
+def estimate_file(path: str | Path, inputs: dict, profile: DeviceProfile | str, threads: int | None = None,
+                  signature: str | None = None) -> LatencyEstimate:
+    """Convenience: count the file's costs (ONNX or TFLite) and estimate them on a profile (by name or object)."""
+    from .host import load_profile
+    from .predict import estimate_latency
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    return estimate_latency(count_costs(path, inputs, signature), profile, threads, runtime_family(path))

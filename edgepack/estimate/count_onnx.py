@@ -24,10 +24,12 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .errors import ExportError, one_line
+from ..errors import ExportError, one_line
+from .opcost import OpCost
 
-KERNEL_CLASSES = ("conv", "depthwise", "matmul", "attention", "elementwise", "normalization", "embedding",
-                  "quantize", "data-movement", "other")
+SUFFIX = ".onnx"
+RUNTIME = "onnxruntime"
+
 
 INT8_OPS = {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm",
             "ConvInteger", "QLinearConv", "QAttention", "QEmbedLayerNormalization"}
@@ -68,18 +70,6 @@ NEVER_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnif
 
 
 @dataclass(frozen=True)
-class OpCost:
-    name: str
-    op_type: str
-    kernel_class: str  # one of KERNEL_CLASSES
-    flops: int         # multiply-add = 2
-    bytes: int         # read (inputs incl. weights) + written (outputs)
-    precision: str     # "fp32" / "fp16" / "int8"
-    known: bool = True  # False: op type not in the tables above; only its bytes are counted
-    variant: str = ""   # "3x3s1": a dense 3x3 stride-1 conv (runtimes use Winograd or similar fast paths for these)
-
-
-@dataclass(frozen=True)
 class _Value:
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -93,17 +83,27 @@ class _Value:
         return self.numel * self.dtype.itemsize
 
 
-def count_costs(path: str | Path, inputs: dict[str, np.ndarray], signature: str | None = None) -> list[OpCost]:
-    """Cost one run of the model file at `path` on `inputs`, whatever its format. `signature` picks one entry point
-    of a multi-signature file (TFLite sequence buckets). Formats without a cost counter raise NotImplementedError."""
-    suffix = Path(path).suffix
-    if suffix == ".onnx":
-        return count_onnx_costs(path, inputs)
-    if suffix == ".tflite":
-        from .tflite_costs import count_tflite_costs
+def count(path: str | Path, inputs: dict[str, np.ndarray], signature: str | None = None) -> list[OpCost]:
+    return count_onnx_costs(path, inputs)
 
-        return count_tflite_costs(path, inputs, signature)
-    raise NotImplementedError(f"no cost counter for {suffix} files yet")
+
+def input_specs(path: Path, sequence_length: int, signature: str | None = None) -> list[tuple]:
+    from ..errors import UsageError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - missing file, not a protobuf
+        raise UsageError(f"{path}: cannot read the ONNX model ({type(exc).__name__})") from None
+    init = {i.name for i in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in init:
+            continue
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        shape = [d if d else (1 if i == 0 else sequence_length) for i, d in enumerate(dims)]
+        specs.append((value.name, shape, helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
+    return specs
 
 
 def count_onnx_costs(onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> list[OpCost]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import devices
 from ..devices import DeviceProfile
 
 CACHE_VERSION = 3
@@ -121,7 +122,7 @@ def host_profile(refresh: bool = False) -> DeviceProfile:
 
 
 def _fitted(name: str) -> float:
-    from .estimate import shipped_fit
+    from .predict import shipped_fit
 
     return min(1.0, float(np.exp(shipped_fit()["params"]["shape"][name])))
 
@@ -131,7 +132,7 @@ def _peak_from_gemm(measured: dict, cores: int, label: str = "gemm") -> tuple[fl
     peak by the fitted matmul efficiency and scales cores by the fitted parallel efficiency, so invert both. The
     shipped profiles' peaks are theoretical; the host's are inferred from what onnxruntime reaches, which is what
     the estimate is for."""
-    from .estimate import shipped_fit
+    from .predict import shipped_fit
 
     parallel = 1 / (1 + np.exp(-shipped_fit()["params"]["shape"]["parallel"]))
     modelled_speedup = 1 + (cores - 1) * parallel
@@ -182,10 +183,15 @@ def profile_from(ident: dict, measured: dict, path: Path) -> DeviceProfile:
 
 def host_check(costs, measured_p50_ms: float, threads: int, runtime: str = "onnxruntime") -> dict:
     """The host estimate beside the host measurement of the same artifact: a check on the cost model itself."""
-    from ..devices import estimate_latency
+    from .predict import estimate_latency
 
     est = estimate_latency(costs, host_profile(), threads, runtime)
     ratio = est.estimate_ms / measured_p50_ms
     return {"estimate": est.estimate_ms, "low": est.low_ms, "high": est.high_ms, "measured_p50": measured_p50_ms,
             "estimate_over_measured": ratio, "measurement_in_range": est.low_ms <= measured_p50_ms <= est.high_ms,
             "note": f"host profile estimate ({est.note})"}
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """`devices.load_profile`, plus `host`: this machine, measured once and cached."""
+    return host_profile() if name_or_path == "host" else devices.load_profile(name_or_path)

@@ -3,7 +3,7 @@
 TFLite files store static shapes for every tensor, so the file is read with the flatbuffer schema that ai-edge-litert
 ships (lazily: weights are never copied into Python) and nothing is run. One file may hold several signatures (one
 subgraph each, e.g. a sequence-length bucket per signature); `signature` picks one, else the one whose input shapes
-match the given inputs, else the first. Conventions follow edgepack.costs: a multiply-add is 2 FLOPs; bytes = what an
+match the given inputs, else the first. Conventions follow edgepack.estimate.opcost: a multiply-add is 2 FLOPs; bytes = what an
 op reads (weights included) plus what it writes; reshapes move nothing; DEQUANTIZE of a constant (fp16 weights) is
 folded when the interpreter prepares the model, so it is skipped, except int4: XNNPACK (ai-edge-litert 2.3) does not
 take int4 DEQUANTIZE, so the interpreter's own kernel expands those weights to fp32 on every run.
@@ -16,8 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .costs import OpCost
-from .errors import ExportError, MissingExtra
+from ..errors import ExportError, MissingExtra
+from .opcost import OpCost
+
+SUFFIX = ".tflite"
+# LiteRT runs float and dynamic-int8 graphs through XNNPACK by default: the published XNNPACK rows are its family
+# ("tflite" there are pre-XNNPACK TFLite kernels).
+RUNTIME = "xnnpack"
 
 TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 12: 8, 15: 4, 16: 2, 17: 0.5, 18: 2}
 FLOAT16, INT4, INT8_TYPES = 1, 17, {3, 9, 17}  # INT8_TYPES: uint8, int8, int4
@@ -61,6 +66,21 @@ def signatures(path: str | Path) -> dict[str, dict[str, tuple[tuple[int, ...], s
         out[key] = {name: (tuple(int(d) for d in graph.Tensors(t).ShapeAsNumpy()), names.get(graph.Tensors(t).Type(),
                     "?").lower()) for name, t in inputs}
     return out
+
+
+def count(path: str | Path, inputs: dict[str, np.ndarray], signature: str | None = None) -> list[OpCost]:
+    return count_tflite_costs(path, inputs, signature)
+
+
+def input_specs(path: Path, sequence_length: int, signature: str | None = None) -> list[tuple]:
+    """The named signature's inputs, else the first signature's (TFLite shapes are static)."""
+    from ..errors import UsageError
+
+    sigs = signatures(path)
+    chosen = sigs.get(signature) if signature else next(iter(sigs.values()))
+    if chosen is None:
+        raise UsageError(f"{path}: no signature {signature!r} (has: {', '.join(sigs)})")
+    return [(name, list(shape), np.dtype(dtype)) for name, (shape, dtype) in chosen.items()]
 
 
 def count_tflite_costs(path: str | Path, inputs: dict[str, np.ndarray] | None = None,

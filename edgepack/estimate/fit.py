@@ -5,7 +5,7 @@ bytes / (bandwidth reachable by the threads x memory efficiency)) + a fixed per-
 multiplied by exp(device offset + runtime offset + device-and-runtime offset).
 
 - Shape parameters (shared by all rows): log efficiency per kernel class, log memory efficiency, log per-op overhead,
-  parallel efficiency of each extra thread. Pulled towards the hand-set defaults of `edgepack.devices.EFFICIENCY`
+  parallel efficiency of each extra thread. Pulled towards the hand-set defaults of `EFFICIENCY` below
   so classes the data never exercises keep them.
 - Offsets: one per device (and core cluster), one per runtime family, one per device-and-runtime pair. Ridge-shrunk
   towards 0, so a device or runtime without measurements gets the average of the others.
@@ -22,9 +22,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..costs import KERNEL_CLASSES
-from ..devices import EFFICIENCY, OVERHEAD_US, DeviceProfile, load_profile
+from ..devices import DeviceProfile, load_profile
 from .data import Measurement
+from .opcost import KERNEL_CLASSES
+
+# Hand-set starting values of the calibrated model (the fit pulls its per-class efficiencies towards these, so a
+# class the calibration data never exercises keeps them). Kernel class: (fraction of peak FLOP/s, fraction of DRAM
+# bandwidth).
+EFFICIENCY: dict[str, tuple[float, float]] = {
+    "conv":          (0.65, 0.6),
+    "depthwise":     (0.25, 0.6),
+    "matmul":        (0.60, 0.6),
+    "attention":     (0.40, 0.6),
+    "elementwise":   (0.25, 0.6),
+    "normalization": (0.20, 0.5),
+    "embedding":     (0.10, 0.4),
+    "quantize":      (0.20, 0.5),
+    "data-movement": (0.10, 0.4),
+    "other":         (0.10, 0.4),
+}
+OVERHEAD_US = 4.0  # fixed dispatch cost per op, microseconds
 
 BYTES_SCALE = {"fp32": 1.0, "fp16": 0.5, "int8": 0.25}  # calibration nets are costed at fp32
 SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull
