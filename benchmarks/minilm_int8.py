@@ -84,7 +84,8 @@ def main() -> None:
     from transformers import AutoModel
 
     from edgepack import data as data_mod
-    from edgepack.api import PackOptions, load_recipe, pack
+    from edgepack.api import PackOptions, pack
+    from edgepack.plan import load_recipe
     from edgepack.bench.latency import cpu_name
     from edgepack.bench.accuracy import artifact_outputs
     from edgepack.registry import TASKS
@@ -122,7 +123,7 @@ def main() -> None:
         fp32_p50 = timing["edgepack fp32"][0]
 
         sizes = {name: (os.path.getsize(p) if isinstance(p, Path) else None) for name, p in candidates.items()}
-        details = {name: a.accuracy["details"] for name, a in rows.items()}
+        details = {name: a.accuracy.details for name, a in rows.items()}
         details["Optimum avx512_vnni dynamic int8"] = optimum_acc
         lines = [
             "# all-MiniLM-L6-v2: edgepack artifacts vs PyTorch and Optimum's dynamic int8", "",
@@ -148,7 +149,7 @@ def main() -> None:
                       f"{p50:.2f}", f"{p90:.2f}", f"{p50 / fp32_p50:.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         int8 = rows["edgepack int8-dynamic"]
-        d8, p8 = int8.accuracy["details"], timing["edgepack int8-dynamic"][0]
+        d8, p8 = int8.accuracy.details, timing["edgepack int8-dynamic"][0]
         size_share = sizes["edgepack int8-dynamic"] / sizes["edgepack fp32"]
         optimum_p50 = timing["Optimum avx512_vnni dynamic int8"][0]
         claims = [

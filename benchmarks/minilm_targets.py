@@ -95,8 +95,8 @@ def main() -> None:
              "| result | how |", "|---|---|---|---|---|---|---|---|---|---|"]
     fp32_size = {a.target: a.size_bytes for a in report.artifacts if a.precision == "fp32" and a.size_bytes}
     for a in report.artifacts:
-        d = (a.accuracy or {}).get("details", {})
-        host = a.latency_ms.get("host")
+        d = a.accuracy.details if a.accuracy else {}
+        host = a.latency_ms.host
         how = a.settings.get("tool") or a.settings.get("compression") or a.settings.get("converter", "")
         failed = "; ".join(c.detail for c in a.checks if not c.passed)
         lines.append("| " + " | ".join([
@@ -105,7 +105,7 @@ def main() -> None:
             f"{d['cosine_mean']:.4f}" if d else ("not run here" if a.not_run else "-"),
             f"{d['cosine_p1']:.4f}" if d else "-",
             f"{d['probe_agreement']:.3f}" if "probe_agreement" in d else "-",
-            f"{host['p50']:.2f}" if host else ("not run here" if a.not_run else "-"),
+            f"{host.p50:.2f}" if host else ("not run here" if a.not_run else "-"),
             "pass" if a.passed else f"FAIL: {failed[:160]}", how]) + " |")
     ratio = p50["tflite int8-dynamic"] / p50["onnx fp32"]
     lines += ["", "## 2. Speed claim: TFLite dynamic int8 vs ONNX fp32, sequence 128, alternating fresh processes", "",

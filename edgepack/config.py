@@ -7,7 +7,7 @@ not a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
@@ -109,19 +109,22 @@ class DataSpec(Strict):
     seed: int = 0
 
 
-# What each name means is the target's to say (targets/*.py); every target builds the subset it supports.
-#   int8-dynamic: int8 weights, activations quantized at run time; int8-weight / int4-weight: weight-only, float math;
-#   int8-static: full integer, activations calibrated on data; int4-palettized: 16-entry lookup tables (Core ML).
-Precision = Literal["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static", "int4-palettized"]
+def _registered(kind: str, names: list[str], known: list[str]) -> None:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown[0]!r} (choose from: {', '.join(known)})")
 
 
 class Recipe(Strict):
+    """Task, target and precision names are checked against what is registered (edgepack/registry.py,
+    edgepack/precisions.py), so a new task or target file is usable in a recipe with no edit here."""
+
     name: str
     description: str
-    task: Literal["feature-extraction", "text-classification", "image-classification"]
+    task: str
     model: str | None = None
     targets: list[str] = ["onnx"]
-    precisions: list[Precision] = ["fp32", "fp16", "int8-dynamic"]
+    precisions: list[str] = ["fp32", "fp16", "int8-dynamic"]
     sequence_length: int = Field(default=128, gt=0, le=8192)
     # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
     # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
@@ -131,15 +134,29 @@ class Recipe(Strict):
     devices: list[str] = []
     default_for_task: bool = False  # used when the user names no recipe and the model's task is this one
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        from .registry import TASKS
+
+        _registered("task", [task], TASKS.names())
+        return task
+
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, targets: list[str]) -> list[str]:
         from .registry import TARGETS
 
-        unknown = [t for t in targets if t not in TARGETS.names()]
-        if unknown:
-            raise ValueError(f"unknown target {unknown[0]!r} (choose from: {', '.join(TARGETS.names())})")
+        _registered("target", targets, TARGETS.names())
         return targets
+
+    @field_validator("precisions")
+    @classmethod
+    def _known_precisions(cls, precisions: list[str]) -> list[str]:
+        from .precisions import known
+
+        _registered("precision", precisions, list(known()))
+        return precisions
 
     @field_validator("devices")
     @classmethod

@@ -1,20 +1,28 @@
-"""Name -> implementation tables for tasks, targets and runtimes, filled by a decorator on the class itself."""
+"""Name -> implementation tables for tasks, targets and runtimes, filled by a decorator on the class itself.
+
+Each table finds its modules on its own: every module of its package whose source registers something
+(`@TASKS.register(...)`) is imported on the first lookup. Adding a task, target or runtime is one new file; no list
+to edit. Helper modules (no registration) are not imported, so a lookup stays as light as the files it needs.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from .errors import UnknownName
 
 T = TypeVar("T")
+_HERE = Path(__file__).resolve().parent
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, modules: list[str]):
-        # Modules imported on first lookup, so that `import edgepack` stays light and registration sits on the class.
+    def __init__(self, kind: str, variable: str, package: str):
         self.kind = kind
-        self._modules = modules
+        self._marker = f"@{variable}.register("  # how a module of `package` registers a class here
+        self._package = package
         self._items: dict[str, type[T]] = {}
         self._loaded = False
 
@@ -26,10 +34,17 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def modules(self) -> list[str]:
+        """The modules of the package that register into this table (read, not imported)."""
+        folder = _HERE / self._package
+        return [f"{__package__}.{self._package}.{info.name}" for info in pkgutil.iter_modules([str(folder)])
+                if any(line.startswith(self._marker)
+                       for line in (folder / f"{info.name}.py").read_text(encoding="utf-8").splitlines())]
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            for module in self._modules:
+            for module in self.modules():
                 importlib.import_module(module)
 
     def names(self) -> list[str]:
@@ -43,8 +58,6 @@ class Registry(Generic[T]):
         return self._items[name]
 
 
-TASKS: Registry = Registry("task", ["edgepack.tasks.feature_extraction", "edgepack.tasks.text_classification",
-                                   "edgepack.tasks.image_classification"])
-TARGETS: Registry = Registry("target", ["edgepack.targets.onnx", "edgepack.targets.tflite", "edgepack.targets.coreml"])
-RUNTIMES: Registry = Registry("runtime", ["edgepack.runtimes.onnxruntime", "edgepack.runtimes.litert",
-                                         "edgepack.runtimes.coreml"])
+TASKS: Registry = Registry("task", "TASKS", "tasks")
+TARGETS: Registry = Registry("target", "TARGETS", "targets")
+RUNTIMES: Registry = Registry("runtime", "RUNTIMES", "runtimes")

@@ -1,12 +1,49 @@
-"""The report: one contract (report.json) that CI and later tooling read, rendered also as Markdown and a table."""
+"""The report: one typed contract (report.json) that CI and later tooling read, and the table of renderers that
+write it to files (`@renderer("report.md")`: a new format is one function)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from .compress.explain import compression_sections, search_lines
 from .gates import Check
+from .tasks.base import Accuracy
+
+
+@dataclass
+class HostLatency:
+    """Batch-1 timing of the file on this host, in a fresh process, warm-up excluded (ms)."""
+
+    p50: float
+    p90: float
+    threads: int
+    runs: int = 0
+    warmup: int = 0
+    speedup_vs_fp32: float | None = None  # fp32's p50 over this p50, same target (None for fp32 itself)
+    speedup_retimed: list[float] | None = None  # the alternating re-timings that confirmed a slowdown
+    estimate: dict | None = None  # the host profile's estimate beside this measurement (a check on the cost model)
+
+
+@dataclass
+class DeviceLatency:
+    """One device's calibrated estimate (ms) and its budget; estimate None when the format has no cost counter."""
+
+    estimate: float | None
+    budget: float | None
+    passed: bool
+    low: float | None = None
+    high: float | None = None
+    threads: int | None = None
+    by_class: dict = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Latency:
+    host: HostLatency | None = None
+    devices: dict[str, DeviceLatency] = field(default_factory=dict)
 
 
 @dataclass
@@ -16,8 +53,8 @@ class ArtifactResult:
     path: str | None  # relative to the output folder; None when the artifact could not be produced
     sha256: str | None = None
     size_bytes: int | None = None
-    accuracy: dict | None = None  # {metric, value, drop, details}
-    latency_ms: dict = field(default_factory=lambda: {"host": None, "devices": {}})
+    accuracy: Accuracy | None = None
+    latency_ms: Latency = field(default_factory=Latency)
     memory_mb: float | None = None
     settings: dict = field(default_factory=dict)
     deployment: dict = field(default_factory=dict)  # e.g. Core ML's minimum OS versions
@@ -84,20 +121,48 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     for a in report.artifacts:
         acc = a.accuracy
         unrun = "not run here" if a.not_run else "-"
-        accuracy = f"{acc['metric']} {acc['value']:.4f}" if acc else unrun
-        host = a.latency_ms.get("host")
-        timing = f"{host['p50']:.2f} / {host['p90']:.2f}" if host else unrun
+        accuracy = f"{acc.metric} {acc.value:.4f}" if acc else unrun
+        host = a.latency_ms.host
+        timing = f"{host.p50:.2f} / {host.p90:.2f}" if host else unrun
+        speedup = host.speedup_vs_fp32 if host else None
         row = [a.target, f"{a.role} {a.precision}" if a.role else a.precision, _fmt(a.size_bytes and a.size_bytes / 1e6),
-               accuracy, timing, f"{speedup:.2f}x" if (speedup := (host or {}).get("speedup_vs_fp32")) else "-"]
+               accuracy, timing, f"{speedup:.2f}x" if speedup else "-"]
         for d in report.devices:
-            est = a.latency_ms["devices"].get(d)
-            ok = est and est.get("estimate") is not None
-            row.append(f"{est['estimate']:.1f} ({est['low']:.0f}-{est['high']:.0f})" if ok else "-")
+            est = a.latency_ms.devices.get(d)
+            ok = est is not None and est.estimate is not None
+            row.append(f"{est.estimate:.1f} ({est.low:.0f}-{est.high:.0f})" if ok else "-")
         row.append("FAIL" if not a.passed else "pass (file checks only)" if a.not_run else "pass")
         rows.append(row)
     return header, rows
 
 
+RENDERERS: dict[str, Callable[[Report], str]] = {}  # file name -> the function that renders it
+
+
+def renderer(filename: str):
+    """Register a function Report -> text as the writer of `filename` in every pack output folder."""
+    def register(fn):
+        RENDERERS[filename] = fn
+        return fn
+
+    return register
+
+
+def write_all(report: Report, folder) -> list[str]:
+    """Every registered rendering of `report` into `folder`; returns the file names written."""
+    from pathlib import Path
+
+    for name, render in RENDERERS.items():
+        (Path(folder) / name).write_text(render(report), encoding="utf-8")
+    return list(RENDERERS)
+
+
+@renderer("report.json")
+def to_json(report: Report) -> str:
+    return report.to_json()
+
+
+@renderer("report.md")
 def to_markdown(report: Report) -> str:
     header, rows = summary_rows(report)
     verdict = "PASSED" if report.passed else "FAILED"
@@ -122,9 +187,9 @@ def to_markdown(report: Report) -> str:
             lines.append(f"Ran on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
         if a.accuracy:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                for k, v in a.accuracy["details"].items())
+                                for k, v in a.accuracy.details.items())
             lines.append(f"Accuracy: {details}.")
-        check = (a.latency_ms.get("host") or {}).get("estimate")
+        check = a.latency_ms.host.estimate if a.latency_ms.host else None
         if check:
             lines.append(f"Host estimate vs host measurement (a check on the cost model): estimate "
                          f"{check['estimate']:.2f} ms (range {check['low']:.2f}-{check['high']:.2f}) vs measured p50 "

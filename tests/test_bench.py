@@ -3,11 +3,12 @@ import numpy as np
 from edgepack.bench import latency
 from edgepack.registry import TARGETS, TASKS
 from edgepack.source import resolve
+from edgepack.targets import ExportSettings
 
 
 def test_latency_and_memory_in_a_clean_process(tiny_embedder, tmp_path):
     task = TASKS.get("feature-extraction")(resolve(str(tiny_embedder)))
-    folder = TARGETS.get("onnx")(tmp_path).export(task.source, task)
+    folder = TARGETS.get("onnx")(tmp_path).export(task.source, task, ExportSettings(32, [32])).folder
     feed = task.latency_inputs(["a car", "the road"], 32)
     assert feed["input_ids"].shape == (1, 32) and feed["attention_mask"].sum() == 32
     result = latency.measure(folder / "model.onnx", feed, threads=1, warmup=2, runs=10)

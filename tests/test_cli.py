@@ -113,7 +113,7 @@ def test_shipped_files_work_as_an_app_would_use_them(packed, tiny_embedder):
 
 def test_threads_are_capped_at_the_cores_this_process_may_use(tiny_embedder, tweets_csv, tmp_path, monkeypatch):
     """In a container or under taskset the machine's core count overstates what the timing runs get."""
-    from edgepack.api import PackOptions, plan
+    from edgepack.plan import PackOptions, plan
     from edgepack.config import DataSpec
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
@@ -206,7 +206,7 @@ def test_failed_run_removes_only_the_empty_folders_it_made(run_cli, tiny_embedde
                                                           monkeypatch):
     import edgepack.api
 
-    def broken(plan, options, tmp, progress):
+    def broken(plan, tmp, progress):
         (tmp.parent / "other-run").mkdir()  # another pack writing beside us in the new folder
         raise RuntimeError("boom")
 

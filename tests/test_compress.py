@@ -9,10 +9,10 @@ import time
 import onnx
 import pytest
 
-from edgepack.compress import search
+from edgepack import search
 from edgepack.compress.distill import DistillSpec, parse_spec, pick_layers
 from edgepack.errors import UsageError
-from edgepack.targets.onnx_quant import StaticSettings
+from edgepack.targets import ExportSettings, Tuning
 
 from .conftest import SENTENCES
 
@@ -29,7 +29,7 @@ def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None, bu
     """Drop = sum of the quantized layers' harm (+ floor); latency grows with the layers left in float."""
     built = []
 
-    def build(settings: StaticSettings, path):
+    def build(settings: Tuning, path):
         time.sleep(build_s)
         path.write_text(json.dumps(sorted(settings.exclude)))
         built.append(settings)
@@ -49,7 +49,7 @@ def fake_search(max_drop, budget=60.0, floor=0.0, build_s=0.0, tmp_path=None, bu
         return 1.0 + len(excluded) + (100.0 if first and excluded == burst else 0.0)  # a burst on its first timing
 
     dest = tmp_path / "kept.onnx"
-    record = search.run(build, evaluate, time_it, LAYERS, max_drop, budget, tmp_path / "work", dest)
+    record = search.run(build, evaluate, time_it, LAYERS, max_drop, budget, tmp_path / "work", dest, Tuning())
     return record, dest, built
 
 
@@ -177,8 +177,8 @@ def exported_classifier(tiny_classifier, tmp_path_factory):
 
     task = TextClassification(resolve(str(tiny_classifier)))
     target = TARGETS.get("onnx")(tmp_path_factory.mktemp("work"))
-    target.calibration_texts = [t for t, _ in SENTENCES] * 4
-    return target, target.export(task.source, task)
+    settings = ExportSettings(sequence_length=128, buckets=[128], calibration=[t for t, _ in SENTENCES] * 4)
+    return target, target.export(task.source, task, settings)
 
 
 def test_static_int8_is_qdq_with_recorded_calibration(exported_classifier, tmp_path):
@@ -187,19 +187,21 @@ def test_static_int8_is_qdq_with_recorded_calibration(exported_classifier, tmp_p
     ops = [n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node]
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
     assert settings["calibration_method"] == "minmax" and settings["calibration_samples"] == 48
-    excluded = target.build_static(exported, tmp_path / "e.onnx", StaticSettings(method="percentile", exclude=(
-        settings_layers := __import__("edgepack.targets.onnx_quant", fromlist=["x"]).quantizable_nodes(
-            target.static_source(exported, 128)[0]))[:2]))
-    assert excluded["layers_in_float"] == settings_layers[:2] and excluded["calibration_method"] == "percentile"
+    layers = target.quantizable_layers("int8-static", exported)
+    tuning = target.default_tuning("int8-static").with_knob("method", "percentile")
+    excluded = target.build("int8-static", exported, tmp_path / "e.onnx",
+                            Tuning(tuning.samples, tuple(layers[:2]), tuning.knobs))
+    assert excluded["layers_in_float"] == layers[:2] and excluded["calibration_method"] == "percentile"
 
 
 def test_calibration_texts_are_cut_at_the_runs_sequence_length_not_at_128(exported_classifier):
-    from edgepack.targets.onnx_quant import calibration_feeds, calibration_sample
+    from edgepack.targets import calibration_sample
+    from edgepack.targets.onnx_quant import calibration_feeds
 
-    target, _ = exported_classifier
+    target, exported = exported_classifier
     long_text = " ".join(["the car"] * 150)  # about 300 tokens
     for length in (16, 256):
-        feeds = calibration_feeds(target.task, [long_text], {"input_ids", "attention_mask"}, 1, length)
+        feeds = calibration_feeds(exported.task, [long_text], {"input_ids", "attention_mask"}, 1, length)
         assert feeds[0]["input_ids"].shape == (1, length)
     texts = [f"text {i}" for i in range(300)]
     picked = calibration_sample(texts, 128)

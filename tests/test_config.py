@@ -40,7 +40,7 @@ def test_unknown_recipe_lists_valid_names():
     ("name: x\ndescription: d\ntask: feature-extraction\nsequence_length: many\n", "sequence_length"),
     ("name: x\ndescription: d\ntask: translation\n", "task"),
     ("name: x\ndescription: d\ntask: feature-extraction\ngates: {max_size_mb: -3}\n", "gates.max_size_mb"),
-    ("name: x\ndescription: d\ntask: feature-extraction\nprecisions: [int3]\n", "precisions.0"),
+    ("name: x\ndescription: d\ntask: feature-extraction\nprecisions: [int3]\n", "precisions"),
     ("description: d\ntask: feature-extraction\n", "name"),
     ("name: x\ndescription: d\ntask: feature-extraction\nsequence_buckets: [32, 0]\n", "sequence_buckets.1"),
     ("name: x\ndescription: d\ntask: feature-extraction\ntargets: [onnx, tensorrt]\n", "targets"),
@@ -69,7 +69,7 @@ def test_cli_gates_override_recipe_gates():
 
 
 def test_a_recipe_files_data_path_is_relative_to_the_recipe(tmp_path, monkeypatch):
-    from edgepack.api import load_recipe
+    from edgepack.plan import load_recipe
 
     folder = tmp_path / "project"
     folder.mkdir()

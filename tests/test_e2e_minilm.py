@@ -32,9 +32,9 @@ def test_minilm_int8_keeps_the_embeddings(minilm):
     report, _ = minilm
     by = {a.precision: a for a in report.artifacts}
     fp32, fp16, int8 = by["fp32"], by["fp16"], by["int8-dynamic"]
-    assert fp32.accuracy["details"]["cosine_p1"] > 0.9999
-    assert fp16.accuracy["details"]["cosine_p1"] > 0.999
-    details = int8.accuracy["details"]
+    assert fp32.accuracy.details["cosine_p1"] > 0.9999
+    assert fp16.accuracy.details["cosine_p1"] > 0.999
+    details = int8.accuracy.details
     assert int8.size_bytes <= 0.27 * fp32.size_bytes
     assert details["cosine_mean"] >= 0.99 and details["cosine_p1"] >= 0.98
     assert details["probe_agreement"] >= 0.97
@@ -57,9 +57,9 @@ def test_minilm_tflite_artifacts_keep_the_embeddings_in_litert(minilm_mobile):
     failed = [(a.precision, c.name, c.detail) for a in tflite.values() for c in a.checks
               if not c.passed and c.name != "raspberry-pi-4: latency budget"]
     assert not failed and all(a.path for a in tflite.values()), failed
-    assert tflite["fp32"].accuracy["details"]["cosine_mean"] >= 0.999
-    assert tflite["fp16"].accuracy["details"]["cosine_mean"] >= 0.999
-    assert tflite["int8-dynamic"].accuracy["details"]["cosine_mean"] >= 0.995
+    assert tflite["fp32"].accuracy.details["cosine_mean"] >= 0.999
+    assert tflite["fp16"].accuracy.details["cosine_mean"] >= 0.999
+    assert tflite["int8-dynamic"].accuracy.details["cosine_mean"] >= 0.995
     assert tflite["int8-dynamic"].size_bytes <= 0.3 * tflite["fp32"].size_bytes
     assert tflite["fp32"].settings["signatures"] == ["seq_16", "seq_32", "seq_64", "seq_128"]
 

@@ -1,12 +1,12 @@
 """The headline table never shows a bare "pass" for an artifact that could not run here; failures name the artifact."""
 
 from edgepack.gates import Check
-from edgepack.report import ArtifactResult, Report, summary_rows, to_markdown
+from edgepack.report import ArtifactResult, HostLatency, Report, summary_rows, to_markdown
 
 
 def test_an_artifact_not_run_here_passes_on_its_file_checks_only():
     ran = ArtifactResult("onnx", "fp32", "onnx/model-fp32.onnx", sha256="0" * 64, size_bytes=1000)
-    ran.latency_ms["host"] = {"p50": 10.0, "p90": 11.0}
+    ran.latency_ms.host = HostLatency(10.0, 11.0, 1)
     unrun = ArtifactResult("coreml", "fp32", "coreml/model-fp32.mlpackage", sha256="1" * 64,
                            size_bytes=500, not_run="Core ML runs only on macOS")
     header, rows = summary_rows(Report("m", "r", "t", None, [ran, unrun]))

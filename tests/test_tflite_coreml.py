@@ -12,6 +12,8 @@ import pytest
 from edgepack.errors import ExportError, UsageError
 from edgepack.buckets import sequence_buckets
 
+COVERS = {'target': ['tflite', 'coreml'], 'runtime': ['litert', 'coreml'], 'task': ['image-classification']}
+
 FAST = ("--runs", "5", "--warmup", "1")
 TFLITE = ("fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static")
 COREML = ("fp32", "fp16", "int8-weight", "int4-palettized")
@@ -102,11 +104,12 @@ def test_coreml_weight_check_fails_when_weights_differ(tiny_embedder, tmp_path):
     dest = tmp_path / "model-fp32.mlpackage"
     target.build("fp32", exported, dest)
     # word embeddings by name; position embeddings sliced to 32 rows fall under the size threshold
-    assert dict(target.check(dest))["weights read back"].startswith("1 of 2 (1 by name")
-    key = next(k for k, v in target.state.items() if v.size >= 2048)
-    target.state[key] = target.state[key] * 1.01  # the package no longer holds the source's weights
+    assert dict(target.check(dest, exported))["weights read back"].startswith("1 of 2 (1 by name")
+    weights = exported.state["weights"]
+    key = next(k for k, v in weights.items() if v.size >= 2048)
+    weights[key] = weights[key] * 1.01  # the package no longer holds the source's weights
     with pytest.raises(ExportError, match="reads back with relative error"):
-        target.check(dest)
+        target.check(dest, exported)
 
 
 def test_coreml_weight_check_keeps_its_tolerance_for_teacher_and_student_packages(tiny_embedder, tmp_path):
@@ -119,12 +122,14 @@ def test_coreml_weight_check_keeps_its_tolerance_for_teacher_and_student_package
     target = CoreMlTarget(tmp_path)
     task = FeatureExtraction(resolve(str(tiny_embedder), None))
     dest = tmp_path / "teacher-model-fp32.mlpackage"
-    target.build("fp32", target.export(task.source, task, ExportSettings(32, [32])), dest)
-    assert "limit 1e-06" in dict(target.check(dest))["weights read back"]
-    key = next(k for k, v in target.state.items() if v.size >= 2048)
-    target.state[key] = target.state[key] * 1.01
+    exported = target.export(task.source, task, ExportSettings(32, [32]))
+    target.build("fp32", exported, dest)
+    assert "limit 1e-06" in dict(target.check(dest, exported))["weights read back"]
+    weights = exported.state["weights"]
+    key = next(k for k, v in weights.items() if v.size >= 2048)
+    weights[key] = weights[key] * 1.01
     with pytest.raises(ExportError, match="reads back with relative error"):
-        target.check(dest)
+        target.check(dest, exported)
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs there: the full device checks apply")

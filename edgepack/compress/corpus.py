@@ -6,11 +6,12 @@ from __future__ import annotations
 FALLBACK = "the evaluation texts"
 
 
-def training_texts(p, options) -> tuple[list[str], str]:
+def training_texts(p) -> tuple[list[str], str]:
     """(texts, where they come from). Falls back to the evaluation texts, and says so, when the file has no others
     (e.g. --data without --limit)."""
     from .. import data as data_mod
 
+    options = p.options
     spec = options.data or (p.recipe.data if p.recipe else None)
     if spec is None:
         return list(p.dataset.texts), f"{FALLBACK} (no data file)"

@@ -198,14 +198,14 @@ def save_student(student, task, dest: Path) -> None:
             shutil.copyfile(src, dest / name)
 
 
-def distill_for_pack(p, options, dest: Path, progress):
+def distill_for_pack(p, dest: Path, progress):
     """`pack --distill`: train on the unlabelled rows of the data file that are not evaluation samples, then
     return (the student's task, the training record)."""
     from ..registry import TASKS
     from ..source import resolve
     from .corpus import training_texts
 
-    texts, origin = training_texts(p, options)
+    texts, origin = training_texts(p)
     progress.stage(f"Distilling: {p.distill.layers}-layer student on {origin}")
     record = distill(p.task, texts, p.distill, dest, progress)
     record["training_texts"] = origin

@@ -47,17 +47,17 @@ def compression_sections(report) -> list[str]:
         teacher = by.get(("teacher", target, precision))
         if role != "student" or teacher is None:
             continue
-        t_host, s_host = teacher.latency_ms.get("host"), student.latency_ms.get("host")
-        speed = f"{t_host['p50'] / s_host['p50']:.2f}x" if t_host and s_host else "-"
+        t_host, s_host = teacher.latency_ms.host, student.latency_ms.host
+        speed = f"{t_host.p50 / s_host.p50:.2f}x" if t_host and s_host else "-"
 
         def size(a):
             return f"{a.size_bytes / 1e6:.1f}" if a.size_bytes else "-"
 
         def acc(a):
-            return f"{a.accuracy['metric']} {a.accuracy['value']:.4f}" if a.accuracy else "-"
+            return f"{a.accuracy.metric} {a.accuracy.value:.4f}" if a.accuracy else "-"
 
         def p50(host):
-            return f"{host['p50']:.2f}" if host else "-"
+            return f"{host.p50:.2f}" if host else "-"
 
         lines.append(f"| {target}/{precision} | {size(teacher)} | {size(student)} | {p50(t_host)} | {p50(s_host)} "
                      f"| {speed} | {acc(teacher)} | {acc(student)} |")

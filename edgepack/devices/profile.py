@@ -7,8 +7,6 @@ apart and left out of the estimate. Every figure group carries a citation in `so
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator

@@ -23,8 +23,9 @@ import numpy as np
 
 from ..errors import DataError, ExportError, UsageError
 from .count import count_costs, input_specs, runtime_family, suffixes
+from ..devices import DeviceProfile
 from .data import Measurement, published
-from .predict import op_groups, params_for
+from .predict import LatencyEstimate, estimate_latency, op_groups, params_for
 from .fit import Table, dominant_precision, error_summary, fit_offsets, offset_device, predict_log
 
 CSV_COLUMNS = ("file", "latency_ms", "threads")
@@ -61,7 +62,6 @@ def file_costs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: s
 def estimate_path(path: str | Path, profile, threads: int | None = None, sequence_length: int = DEFAULT_SEQUENCE,
                   signature: str | None = None) -> dict:
     """Everything `edgepack estimate` prints, as a dict."""
-    from .predict import estimate_latency
 
     path = Path(path)
     costs = file_costs(path, sequence_length, signature)
@@ -185,7 +185,6 @@ def estimate_file(path: str | Path, inputs: dict, profile: DeviceProfile | str, 
                   signature: str | None = None) -> LatencyEstimate:
     """Convenience: count the file's costs (ONNX or TFLite) and estimate them on a profile (by name or object)."""
     from .host import load_profile
-    from .predict import estimate_latency
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     return estimate_latency(count_costs(path, inputs, signature), profile, threads, runtime_family(path))

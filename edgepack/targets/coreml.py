@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, Target, quiet_toolchain, require
+from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # The oldest OS each precision's ops exist on: ML programs need iOS 15; the compressed-weight ops (constexpr_affine_
@@ -35,11 +35,6 @@ class CoreMlTarget(Target):
     precisions = ("fp32", "fp16", "int8-weight", "int4-palettized")
     suffix = ".mlpackage"
     runtime = "coreml"
-    extra = "coreml"
-
-    def __init__(self, workdir: Path):
-        self.workdir = Path(workdir)
-        self.task = self.program = self.sample = self.expected = None
 
     @staticmethod
     def require() -> None:
@@ -51,62 +46,64 @@ class CoreMlTarget(Target):
             return None
         return f"Core ML models execute only on macOS and iOS (this host is {sys.platform})"
 
-    def deployment(self, precision: str) -> dict:
+    def deployment(self, precision: str, exported: Exported | None = None) -> dict:
         ios = MIN_TARGET[precision]
+        shapes = {k: list(v.shape) for k, v in exported.state["sample"].items()} if exported else {}
         return {"minimum_deployment_target": {"iOS": ios.removeprefix("iOS"), "macOS": MACOS_OF[ios].removeprefix("macOS")},
-                "input_shapes": {k: list(v.shape) for k, v in self.sample.items()}}
+                "input_shapes": shapes}
 
-    def export(self, source, task, settings: ExportSettings) -> Path:
+    def export(self, source, task, settings: ExportSettings) -> Exported:
         """Trace once (fixed input shape: the sequence length), check every op has a Core ML lowering, keep the
         program for the conversions."""
         self.require()
         import torch
         from coremltools.converters.mil.frontend.torch.torch_op_registry import is_torch_fx_node_supported
 
-        self.task = task
-        self.sample = task.sample_inputs(settings.sequence_length)
+        sample = task.sample_inputs(settings.sequence_length)
         module = task.torch_module()
         with torch.no_grad():
-            self.expected = {k: list(v.shape) for k, v in module(**self.sample).items()}
-        self.state = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+            expected = {k: list(v.shape) for k, v in module(**sample).items()}
+        weights = {k: v.detach().numpy() for k, v in module.state_dict().items()}
         with quiet_toolchain():
-            program = export_program(module, self.sample, "coreml", strict=True).run_decompositions({})
+            program = export_program(module, sample, "coreml", strict=True).run_decompositions({})
             _drop_aliases(program)
             preflight(program, is_torch_fx_node_supported, "coreml", "try --target onnx or tflite for this model")
-        self.program = program
         out = self.workdir / "coreml-export"
         out.mkdir(parents=True, exist_ok=True)
-        return out
+        return Exported(out, source, task, settings,
+                        state={"program": program, "sample": sample, "expected": expected, "weights": weights})
 
-    def _convert(self, precision: str, dest: Path) -> None:
+    @staticmethod
+    def _convert(exported: Exported, precision: str, dest: Path) -> None:
         import coremltools as ct
 
+        sample, expected = exported.state["sample"], exported.state["expected"]
         inputs = [ct.TensorType(name=k, shape=tuple(v.shape), dtype=np.int32 if not v.is_floating_point()
-                                else np.float32) for k, v in self.sample.items()]
+                                else np.float32) for k, v in sample.items()]
         # Outputs stay float32 at every precision (fp16 would otherwise make them fp16): apps read one dtype.
-        outputs = [ct.TensorType(name=k, dtype=np.float32) for k in self.expected]
+        outputs = [ct.TensorType(name=k, dtype=np.float32) for k in expected]
         compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
         try:
             with quiet_toolchain():
-                model = ct.convert(self.program, inputs=inputs, outputs=outputs, convert_to="mlprogram",
+                model = ct.convert(exported.state["program"], inputs=inputs, outputs=outputs, convert_to="mlprogram",
                                    compute_precision=compute, skip_model_load=True,
                                    minimum_deployment_target=getattr(ct.target, MIN_TARGET[precision]))
         except Exception as exc:
             raise ExportError(f"coreml conversion failed: {one_line(exc)}", "try --target onnx or tflite") from exc
         _save(model, dest)
 
-    def build(self, precision: str, exported: Path, dest: Path) -> dict:
+    def build(self, precision: str, exported: Exported, dest: Path, tuning: Tuning | None = None) -> dict:
         about = {"converter": "coremltools.convert (torch.export program, mlprogram)",
                  "minimum_deployment_target": MIN_TARGET[precision], "compute_units": "chosen by Core ML on device"}
         if precision in ("fp32", "fp16"):
-            self._convert(precision, dest)
+            self._convert(exported, precision, dest)
             return about | {"compute_precision": "float16" if precision == "fp16" else "float32"}
         import coremltools as ct
         import coremltools.optimize.coreml as cto
 
-        base = exported / f"base-{MIN_TARGET[precision]}.mlpackage"
+        base = exported.folder / f"base-{MIN_TARGET[precision]}.mlpackage"
         if not base.exists():
-            self._convert(precision, base)
+            self._convert(exported, precision, base)
         model = ct.models.MLModel(str(base), skip_model_load=True)
         if precision == "int8-weight":
             config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
@@ -125,23 +122,24 @@ class CoreMlTarget(Target):
         _save(compressed, dest)
         return about | {"compression": how, "compute_precision": "float32 (weights decompressed on load)"}
 
-    def check(self, path: Path) -> list[tuple[str, str]]:
+    def check(self, path: Path, exported: Exported) -> list[tuple[str, str]]:
         """The checks that need no Apple runtime: load, inputs/outputs, op inventory, weights read back."""
+        sample, expected = exported.state["sample"], exported.state["expected"]
         spec, program = _load(path)
         if spec.WhichOneof("Type") != "mlProgram":
             raise ExportError(f"{path.name} is not an ML program")
         io = self.inputs_outputs(path)
-        want_in = {k: ("int32" if not v.is_floating_point() else "float32", list(v.shape)) for k, v in self.sample.items()}
+        want_in = {k: ("int32" if not v.is_floating_point() else "float32", list(v.shape)) for k, v in sample.items()}
         got_in = {i["name"]: (i["dtype"], i["shape"]) for i in io["inputs"]}
         if got_in != want_in:
             raise ExportError(f"{path.name}: inputs {got_in} differ from the source model's {want_in}")
         got_out = {o["name"]: o["shape"] for o in io["outputs"]}
-        if set(got_out) != set(self.expected) or any(got_out[k] and got_out[k] != v for k, v in self.expected.items()):
-            raise ExportError(f"{path.name}: outputs {got_out} differ from the source model's {self.expected}")
+        if set(got_out) != set(expected) or any(got_out[k] and got_out[k] != v for k, v in expected.items()):
+            raise ExportError(f"{path.name}: outputs {got_out} differ from the source model's {expected}")
         ops = Counter(op.op_type for op in program.functions["main"].operations)
         # "model-fp16.mlpackage", or with --distill "teacher-model-fp16.mlpackage": the precision sets the tolerance
         precision = path.name.removesuffix(self.suffix).rpartition("model-")[2]
-        matched, worst, name = self._compare_weights(program, WEIGHT_TOLERANCE[precision], path)
+        matched, worst, name = _compare_weights(exported.state["weights"], program, WEIGHT_TOLERANCE[precision], path)
         top = ", ".join(f"{k} {n}" for k, n in ops.most_common(8))
         return [("package loads", f"ML program, spec version {spec.specificationVersion}, read by coremltools"),
                 ("inputs/outputs match the source", ", ".join(f"{k} {t[0]} {t[1]}" for k, t in got_in.items())
@@ -149,43 +147,6 @@ class CoreMlTarget(Target):
                 ("op inventory", f"{sum(ops.values())} ops: {top}"),
                 ("weights read back", f"{matched} large source weights found, max relative error {worst:.2g} "
                  f"({name}; limit {WEIGHT_TOLERANCE[precision]:g})")]
-
-    def _compare_weights(self, program, tolerance: float, path: Path) -> tuple[str, float, str]:
-        """Every large source weight must be in the package: by name, or (converters fold batch norm into the
-        preceding convolution) as a tensor of the same shape equal up to one scale per output channel. Error: the
-        relative L2 error by name; the sine of the worst channel's angle otherwise."""
-        big = {"p_" + k.replace(".", "_"): v for k, v in self.state.items() if v.size >= WEIGHT_THRESHOLD}
-        stored = dict(_weights(program))
-        errors: dict[str, float] = {}
-        for name, value in stored.items():
-            key = max((k for k in big if name == k or name.startswith(k + "_")), key=len, default=None)
-            if key is not None and key not in errors and value.size == big[key].size:
-                errors[key] = _relative_error(value, big[key])
-        by_name = len(errors)
-        for key in [k for k in big if k not in errors]:
-            source = big[key]
-            best = min([_channel_error(v, source) for v in stored.values() if v.shape == source.shape] +
-                       # a table sliced to the input length and folded (position embeddings[:S])
-                       [_relative_error(v, source[:v.shape[-2]]) for v in stored.values()
-                        if source.ndim == 2 and v.ndim >= 2 and v.shape[-1] == source.shape[1]
-                        and v.size == v.shape[-2] * v.shape[-1] and v.shape[-2] < source.shape[0]], default=1.0)
-            if best <= tolerance:
-                errors[key] = best
-        missing = [k for k in big if k not in errors]
-        # Weights the task does not use (an embedding model's pooler) are dropped: tolerate a few absentees.
-        if len(missing) > max(2, len(big) // 10):
-            raise ExportError(f"{path.name}: {len(missing)} of {len(big)} source weights are not in the package "
-                              f"(e.g. {missing[0].removeprefix('p_')})")
-        worst_name = max(errors, key=errors.get, default="-")
-        worst = errors.get(worst_name, 0.0)
-        if worst > tolerance:
-            raise ExportError(f"{path.name}: weight {worst_name.removeprefix('p_')} reads back with relative error "
-                              f"{worst:.3g} (limit {tolerance:g} for this precision)")
-        found = f"{by_name} by name" + (f", {len(errors) - by_name} by value (folded batch norm or sliced table)"
-                                        if len(errors) > by_name else "")
-        if missing:
-            found += f"; not in the package: {', '.join(k.removeprefix('p_') for k in missing)} (dropped as unused, or folded past recognition)"
-        return f"{len(errors)} of {len(big)} ({found})", worst, worst_name.removeprefix("p_")
 
     @staticmethod
     def inputs_outputs(path: Path) -> dict:
@@ -199,6 +160,44 @@ class CoreMlTarget(Target):
                      "shape": [int(n) for n in f.type.multiArrayType.shape]} for f in features]
 
         return {"inputs": rows(spec.description.input), "outputs": rows(spec.description.output)}
+
+
+def _compare_weights(source_weights: dict, program, tolerance: float, path: Path) -> tuple[str, float, str]:
+    """Every large source weight must be in the package: by name, or (converters fold batch norm into the
+    preceding convolution) as a tensor of the same shape equal up to one scale per output channel. Error: the
+    relative L2 error by name; the sine of the worst channel's angle otherwise."""
+    big = {"p_" + k.replace(".", "_"): v for k, v in source_weights.items() if v.size >= WEIGHT_THRESHOLD}
+    stored = dict(_weights(program))
+    errors: dict[str, float] = {}
+    for name, value in stored.items():
+        key = max((k for k in big if name == k or name.startswith(k + "_")), key=len, default=None)
+        if key is not None and key not in errors and value.size == big[key].size:
+            errors[key] = _relative_error(value, big[key])
+    by_name = len(errors)
+    for key in [k for k in big if k not in errors]:
+        source = big[key]
+        best = min([_channel_error(v, source) for v in stored.values() if v.shape == source.shape] +
+                   # a table sliced to the input length and folded (position embeddings[:S])
+                   [_relative_error(v, source[:v.shape[-2]]) for v in stored.values()
+                    if source.ndim == 2 and v.ndim >= 2 and v.shape[-1] == source.shape[1]
+                    and v.size == v.shape[-2] * v.shape[-1] and v.shape[-2] < source.shape[0]], default=1.0)
+        if best <= tolerance:
+            errors[key] = best
+    missing = [k for k in big if k not in errors]
+    # Weights the task does not use (an embedding model's pooler) are dropped: tolerate a few absentees.
+    if len(missing) > max(2, len(big) // 10):
+        raise ExportError(f"{path.name}: {len(missing)} of {len(big)} source weights are not in the package "
+                          f"(e.g. {missing[0].removeprefix('p_')})")
+    worst_name = max(errors, key=errors.get, default="-")
+    worst = errors.get(worst_name, 0.0)
+    if worst > tolerance:
+        raise ExportError(f"{path.name}: weight {worst_name.removeprefix('p_')} reads back with relative error "
+                          f"{worst:.3g} (limit {tolerance:g} for this precision)")
+    found = f"{by_name} by name" + (f", {len(errors) - by_name} by value (folded batch norm or sliced table)"
+                                    if len(errors) > by_name else "")
+    if missing:
+        found += f"; not in the package: {', '.join(k.removeprefix('p_') for k in missing)} (dropped as unused, or folded past recognition)"
+    return f"{len(errors)} of {len(big)} ({found})", worst, worst_name.removeprefix("p_")
 
 
 def _relative_error(value: np.ndarray, source: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, Target, quiet_toolchain
+from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain
 
 SMOOTHING_ALPHA = 0.65  # 0.5 (SmoothQuant's default) was worse than no smoothing on MiniLM; 0.65-0.85 all work
 # Each inserted Mul costs ~1% of MiniLM's int8 latency; outlier-free activations (max/median channel range < 10)
@@ -20,15 +20,7 @@ class OnnxTarget(Target):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int4-weight")
     suffix = ".onnx"
     runtime = "onnxruntime"
-
-    def __init__(self, workdir: Path):
-        self.workdir = Path(workdir)
-        self.task = None
-        self.calibration_texts: list[str] = []  # int8-static calibrates on these (the build path sets them)
-        self.calibration_origin = "texts given by the caller"
-        self.calibration_length = 128  # tokens per calibration text at most: the run's sequence length
-        self.static_settings = None  # an onnx_quant.StaticSettings; None = its defaults
-        self._static_source = None
+    tunable = ("int8-static",)
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
@@ -45,21 +37,16 @@ class OnnxTarget(Target):
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
         return None
 
-    def export(self, source, task, settings: ExportSettings | None = None) -> Path:
-        """Export with dynamic batch and sequence axes; returns a folder with the raw export and the fp32 graph the
-        artifacts derive from (`model.onnx`, with the task's post-processing built in)."""
+    def export(self, source, task, settings: ExportSettings) -> Exported:
+        """Export with dynamic batch and sequence axes: a folder with the raw export and the fp32 graph the artifacts
+        derive from (`model.onnx`, with the task's post-processing built in)."""
         import onnx
         from optimum.exporters.onnx import main_export
 
-        if settings is not None and settings.calibration:  # int8-static calibrates on these
-            self.calibration_texts, self.calibration_origin = settings.calibration, settings.calibration_origin
-            self.calibration_length = settings.sequence_length
-
-        self.task = task
         out = self.workdir / "onnx-export"
         try:
             with quiet_toolchain():
-                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=settings and settings.opset,
+                main_export(str(source.path), output=out / "raw", task=task.optimum_task, opset=settings.opset,
                             library_name="transformers", do_validation=False,
                             trust_remote_code=source.trust_remote_code, local_files_only=True)
         except Exception as exc:  # the exporter's own errors are long stack traces; keep the last line
@@ -69,56 +56,50 @@ class OnnxTarget(Target):
         if not raw.is_file():
             raise ExportError(f"ONNX export of {source.model_id} wrote no model.onnx")
         model = onnx.load(str(raw))
-        self._postprocess(model)
+        _postprocess(model, task)
         onnx.save(model, str(out / "model.onnx"))
-        return out
+        return Exported(out, source, task, settings)
 
-    def _postprocess(self, model) -> None:
-        from .onnx_passes import add_pooling
-
-        pooling = self.task.graph_pooling()
-        if pooling is not None:
-            add_pooling(model, model.graph.output[0].name, *pooling)
-
-    def build(self, precision: str, exported: Path, dest: Path) -> dict:
+    def build(self, precision: str, exported: Exported, dest: Path, tuning: Tuning | None = None) -> dict:
         """Write `precision`'s artifact to `dest`; returns the settings used, for the report."""
-        base = exported / "model.onnx"
+        base = exported.folder / "model.onnx"
         if precision == "fp32":
             shutil.copyfile(base, dest)
             return {"exporter": "optimum.exporters.onnx.main_export", "dynamic_axes": ["batch", "sequence"],
-                    "postprocessing_in_graph": self.task.graph_pooling() is not None}
+                    "postprocessing_in_graph": exported.task.graph_pooling() is not None}
         with quiet_toolchain():
             if precision == "fp16":
                 return _to_fp16(base, dest)
             if precision == "int8-dynamic":
                 return self._to_int8_dynamic(exported, dest)
             if precision == "int8-static":
-                return self.build_static(exported, dest, self.static_settings)
+                return self._to_int8_static(exported, dest, tuning or self.default_tuning(precision))
             if precision == "int4-weight":
                 from .onnx_quant import quantize_int4_weight
 
                 return quantize_int4_weight(base, dest)
         raise ExportError(f"onnx target has no precision {precision!r}")
 
-    def _to_int8_dynamic(self, exported: Path, dest: Path) -> dict:
+    def _to_int8_dynamic(self, exported: Exported, dest: Path) -> dict:
         """Fuse (when onnxruntime knows the architecture), smooth activations, then quantize weights per channel."""
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         from .onnx_passes import CALIBRATION_TEXTS, fuse_transformer, smooth_activations
 
-        raw = exported / "raw" / "model.onnx"
+        task = exported.task
+        raw = exported.folder / "raw" / "model.onnx"
         names = {i.name for i in onnx.load(str(raw), load_external_data=False).graph.input}
         fusion, smoothing = None, "none (not a text model)"
-        model = onnx.load(str(exported / "model.onnx"))
-        if self.task.data_kind == "text":  # transformer fusions and activation smoothing are for text encoders
-            feeds = [{k: v for k, v in self.task.encode([text], 128).items() if k in names}
+        model = onnx.load(str(exported.folder / "model.onnx"))
+        if task.data_kind == "text":  # transformer fusions and activation smoothing are for text encoders
+            feeds = [{k: v for k, v in task.encode([text], 128).items() if k in names}
                      for text in CALIBRATION_TEXTS]
             fused_path = self.workdir / "fused.onnx"
-            fusion = fuse_transformer(raw, fused_path, self.task.source.config, feeds[:4])
+            fusion = fuse_transformer(raw, fused_path, exported.source.config, feeds[:4])
             if fusion is not None:
                 model = onnx.load(str(fused_path))
-                self._postprocess(model)
+                _postprocess(model, task)
             smoothing = smooth_activations(model, feeds, SMOOTHING_ALPHA, SMOOTHING_MIN_OUTLIER_RATIO)
         smoothed = self.workdir / "smoothed.onnx"
         onnx.save(model, str(smoothed))
@@ -133,40 +114,62 @@ class OnnxTarget(Target):
                 "fusion": fusion or "none (not a fusable encoder)", "smoothing": smoothing,
                 "runtime_note": "needs onnxruntime (com.microsoft contrib ops)" if fusion else "standard ONNX ops"}
 
-    def static_source(self, exported: Path, samples: int) -> tuple[Path, list[dict], dict]:
-        """The float graph static int8 quantizes (activations smoothed) and its calibration feeds; made once."""
+    def default_tuning(self, precision: str) -> Tuning:
+        from .onnx_quant import DEFAULT_STATIC
+
+        return DEFAULT_STATIC
+
+    def tuning_variants(self, tuning: Tuning) -> list[Tuning]:
+        """The other calibration methods, then per-tensor weights, then symmetric activations."""
+        from .onnx_quant import CALIBRATION_METHODS
+
+        method = tuning.knob("method")
+        return ([tuning] + [tuning.with_knob("method", m) for m in CALIBRATION_METHODS if m != method]
+                + [tuning.with_knob("per_channel", not tuning.knob("per_channel")),
+                   tuning.with_knob("symmetric_activations", not tuning.knob("symmetric_activations"))])
+
+    def quantizable_layers(self, precision: str, exported: Exported) -> list[str]:
+        from .onnx_quant import quantizable_nodes
+
+        return quantizable_nodes(self._static_source(exported, self.default_tuning(precision).samples)[0])
+
+    def _static_source(self, exported: Exported, samples: int) -> tuple[Path, list[dict], dict]:
+        """The float graph static int8 quantizes (activations smoothed) and its calibration feeds; made once per
+        sample count and kept in the export's state."""
         import onnx
 
         from ..errors import UsageError
         from .onnx_passes import smooth_activations
         from .onnx_quant import calibration_feeds
 
-        if self._static_source is None or len(self._static_source[1]) != min(samples, len(self.calibration_texts)):
-            if not self.calibration_texts:
-                raise UsageError("int8-static needs calibration text", "pass --data FILE or use a recipe with data")
-            model = onnx.load(str(exported / "model.onnx"))
-            feeds = calibration_feeds(self.task, self.calibration_texts, {i.name for i in model.graph.input},
-                                      samples, self.calibration_length)
+        texts = exported.settings.calibration
+        if not texts:
+            raise UsageError("int8-static needs calibration text", "pass --data FILE or use a recipe with data")
+        cache = exported.state.setdefault("static_source", {})
+        if samples not in cache:
+            model = onnx.load(str(exported.folder / "model.onnx"))
+            feeds = calibration_feeds(exported.task, texts, {i.name for i in model.graph.input}, samples,
+                                      exported.settings.sequence_length)
             # Static scales are fixed per tensor, so an outlier channel costs every other channel its precision:
             # smooth every activation that feeds a weight, not only the worst ones as dynamic int8 does.
             smoothing = smooth_activations(model, feeds[:32], SMOOTHING_ALPHA, 0.0)
             path = self.workdir / f"static-source-{len(feeds)}.onnx"
             onnx.save(model, str(path))
-            self._static_source = (path, feeds, smoothing)
-        return self._static_source
+            cache[samples] = (path, feeds, smoothing)
+        return cache[samples]
 
-    def build_static(self, exported: Path, dest: Path, settings=None) -> dict:
-        """Static int8 (QDQ) of the exported graph; `settings` picks the calibration method and variant."""
-        from .onnx_quant import StaticSettings, quantize_static_int8
+    def _to_int8_static(self, exported: Exported, dest: Path, tuning: Tuning) -> dict:
+        """Static int8 (QDQ) of the exported graph; `tuning` picks the calibration method and variant."""
+        from .onnx_quant import quantize_static_int8
 
-        settings = settings or StaticSettings()
-        src, feeds, smoothing = self.static_source(exported, settings.samples)
+        src, feeds, smoothing = self._static_source(exported, tuning.samples)
         with quiet_toolchain():
-            info = quantize_static_int8(src, dest, feeds, settings, self.workdir)
-        return info | {"smoothing": smoothing, "calibration_data": f"a seeded sample of {self.calibration_origin}"}
+            info = quantize_static_int8(src, dest, feeds, tuning, self.workdir)
+        return info | {"smoothing": smoothing,
+                       "calibration_data": f"a seeded sample of {exported.settings.calibration_origin}"}
 
     @staticmethod
-    def check(path: Path) -> str:
+    def check(path: Path, exported: Exported | None = None) -> str:
         import onnx
 
         onnx.checker.check_model(str(path), full_check=True)
@@ -188,6 +191,14 @@ class OnnxTarget(Target):
                     for v in values]
 
         return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+def _postprocess(model, task) -> None:
+    from .onnx_passes import add_pooling
+
+    pooling = task.graph_pooling()
+    if pooling is not None:
+        add_pooling(model, model.graph.output[0].name, *pooling)
 
 
 def _to_fp16(base: Path, dest: Path) -> dict:

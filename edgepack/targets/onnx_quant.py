@@ -1,41 +1,23 @@
 """ONNX quantizers that need more than the graph: static int8 (QDQ, calibrated on real text) and int4 weight-only
-(MatMulNBits). The accuracy-aware search (edgepack/compress/search.py) drives `quantize_static_int8` with layer
-exclusions and variants; calibration runs once per graph and method and is cached."""
+(MatMulNBits). The accuracy-aware search (edgepack/search.py) drives `quantize_static_int8` through the ONNX
+target with layer exclusions and variants; calibration runs once per graph and method and is cached."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import Tuning, calibration_sample
+
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
-@dataclass(frozen=True)
-class StaticSettings:
-    """One static-int8 variant. Defaults: the best trade-off measured on the fine-tuned MiniLM tweet classifier."""
-
-    method: str = "minmax"
-    samples: int = 128
-    per_channel: bool = True
-    symmetric_activations: bool = False
-    exclude: tuple[str, ...] = field(default=())  # node names left in float
-
-    def describe(self) -> str:
-        parts = [self.method, "per-channel" if self.per_channel else "per-tensor",
-                 "symmetric act." if self.symmetric_activations else "asymmetric act."]
-        if self.exclude:
-            parts.append(f"{len(self.exclude)} layer(s) in float")
-        return ", ".join(parts)
-
-
-def calibration_sample(texts: list[str], samples: int, seed: int = 0) -> list[str]:
-    """The seeded sample of `samples` texts that static int8 calibrates on."""
-    return texts if len(texts) <= samples else [texts[i] for i in sorted(
-        np.random.default_rng(seed).choice(len(texts), size=samples, replace=False))]
+# The default static-int8 variant: the best trade-off measured on the fine-tuned MiniLM tweet classifier.
+DEFAULT_STATIC = Tuning(samples=128, knobs=(("method", "minmax"), ("per_channel", True),
+                                            ("symmetric_activations", False)))
 
 
 def calibration_feeds(task, texts: list[str], input_names: set[str], samples: int, max_length: int = 128,
@@ -87,7 +69,7 @@ def _pad_to_longest(feeds: list[dict]) -> list[dict]:
     return [{k: np.pad(v, ((0, 0), (0, longest - v.shape[1]))) for k, v in f.items()} for f in feeds]
 
 
-def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], settings: StaticSettings, cache_dir: Path) -> dict:
+def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], tuning: Tuning, cache_dir: Path) -> dict:
     """QDQ static int8 of `src` to `dest`. Weights int8 (per channel or per tensor), activations uint8 (or int8
     when symmetric) with scales fixed by calibration. Only constant-weight MatMul/Gemm are quantized: the
     activation x activation products of attention stay float, as they do for dynamic int8."""
@@ -95,28 +77,30 @@ def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], settings: Sta
 
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
+    method, per_channel = tuning.knob("method", "minmax"), tuning.knob("per_channel", True)
+    symmetric = tuning.knob("symmetric_activations", False)
     nodes = quantizable_nodes(src)
-    cache = Path(cache_dir) / f"calibration-{settings.method}-{len(feeds)}.json"  # ranges are shared by variants
-    extra = {"ActivationSymmetric": settings.symmetric_activations, "WeightSymmetric": True,
-             "CalibMovingAverage": settings.method == "minmax"}
-    if settings.method == "percentile":
+    cache = Path(cache_dir) / f"calibration-{method}-{len(feeds)}.json"  # ranges are shared by variants
+    extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+             "CalibMovingAverage": method == "minmax"}
+    if method == "percentile":
         extra["CalibPercentile"] = 99.999
-    if settings.method != "minmax":  # histogram calibrators stack their samples: one shape for all
+    if method != "minmax":  # histogram calibrators stack their samples: one shape for all
         feeds = _pad_to_longest(feeds)
     with contextlib.redirect_stdout(io.StringIO()):  # the entropy calibrator prints; stdout may carry --json
         quantize_static(str(src), str(dest), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul", "Gemm"], per_channel=settings.per_channel, reduce_range=False,
-                        activation_type=QuantType.QInt8 if settings.symmetric_activations else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_quantize=nodes, nodes_to_exclude=list(settings.exclude),
-                        calibrate_method=methods[settings.method], extra_options=extra, calibration_cache_path=cache)
+                        op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel, reduce_range=False,
+                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_quantize=nodes, nodes_to_exclude=list(tuning.exclude),
+                        calibrate_method=methods[method], extra_options=extra, calibration_cache_path=cache)
     return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-            "calibration_method": settings.method, "calibration_samples": len(feeds),
+            "calibration_method": method, "calibration_samples": len(feeds),
             "calibration_moving_average": extra["CalibMovingAverage"],
-            "weights": f"int8 symmetric, {'per channel' if settings.per_channel else 'per tensor'}",
-            "activations": f"{'int8 symmetric' if settings.symmetric_activations else 'uint8 asymmetric'}, "
+            "weights": f"int8 symmetric, {'per channel' if per_channel else 'per tensor'}",
+            "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'}, "
                            "static per tensor", "op_types": "MatMul/Gemm with constant weights",
-            "layers_quantized": len(nodes) - len(settings.exclude), "layers_in_float": list(settings.exclude),
-            "variant": asdict(settings) | {"exclude": len(settings.exclude)}}
+            "layers_quantized": len(nodes) - len(tuning.exclude), "layers_in_float": list(tuning.exclude),
+            "variant": dict(tuning.knobs) | {"samples": tuning.samples, "exclude": len(tuning.exclude)}}
 
 
 def quantize_int4_weight(src: Path, dest: Path, block_size: int = 32, symmetric: bool = True,

@@ -7,6 +7,7 @@ one signature per sequence-length bucket (`seq_16`, `seq_32`, ...); the weights 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import ExportSettings, Target, quiet_toolchain, require
+from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # ai-edge-quantizer recipe per precision (fp16 and int8-static are built below). Chosen over litert-torch's PT2E
@@ -22,6 +23,7 @@ from .torch_export import export_program, preflight
 QUANTIZER_RECIPES = {"int8-dynamic": "dynamic_wi8_afp32", "int8-weight": "weight_only_wi8_afp32",
                      "int4-weight": "weight_only_wi4_afp32", "int8-static": "static_wi8_ai8"}
 CALIBRATION_SAMPLES = 100
+WEIGHTED_OPS = {"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"}
 
 
 @TARGETS.register("tflite")
@@ -29,35 +31,24 @@ class TfliteTarget(Target):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static")
     suffix = ".tflite"
     runtime = "litert"
-    extra = "tflite"
-
-    def __init__(self, workdir: Path):
-        self.workdir = Path(workdir)
-        self.task = None
-        self.settings: ExportSettings | None = None
+    tunable = ("int8-static",)
 
     @staticmethod
     def require() -> None:
         require("the tflite target", "tflite", "litert_torch", "ai_edge_litert.interpreter", "ai_edge_quantizer")
 
-    def signatures(self) -> dict[str, int | None]:
-        """Signature name -> sequence length (None: the task's inputs have no sequence axis)."""
-        if "input_ids" in self.task.input_names:
-            return {f"seq_{n}": n for n in self.settings.buckets}
-        return {"serving_default": None}
-
-    def export(self, source, task, settings: ExportSettings) -> Path:
-        """Convert the fp32 model, one signature per bucket; returns the folder holding `model.tflite`."""
+    def export(self, source, task, settings: ExportSettings) -> Exported:
+        """Convert the fp32 model, one signature per bucket, into a folder holding `model.tflite`."""
         self.require()
         import litert_torch
         from litert_torch.backend import lowerings
         from litert_torch.fx_infra import decomp, safe_run_decompositions
 
-        self.task, self.settings = task, settings
         out = self.workdir / "tflite-export"
         out.mkdir(parents=True, exist_ok=True)
         module = task.torch_module()
-        samples = {name: task.sample_inputs(n or settings.sequence_length) for name, n in self.signatures().items()}
+        samples = {name: task.sample_inputs(n or settings.sequence_length)
+                   for name, n in signatures(task, settings).items()}
         with quiet_toolchain():
             # The same steps litert-torch takes before lowering; an op without a lowering is named here.
             program = export_program(module, next(iter(samples.values())), "tflite", strict=True)
@@ -74,12 +65,14 @@ class TfliteTarget(Target):
             except Exception as exc:
                 raise ExportError(f"tflite conversion of {source.model_id} failed: {one_line(exc)}",
                                   "try --target onnx or coreml") from exc
-        return out
+        return Exported(out, source, task, settings)
 
-    def build(self, precision: str, exported: Path, dest: Path) -> dict:
-        base = exported / "model.tflite"
-        about = {"signatures": list(self.signatures()), "converter": "litert_torch.signature(...).convert()",
-                 "inputs": "int32" if "input_ids" in self.task.input_names else "float32"}
+    def build(self, precision: str, exported: Exported, dest: Path, tuning: Tuning | None = None) -> dict:
+        base = exported.folder / "model.tflite"
+        task = exported.task
+        about = {"signatures": list(signatures(task, exported.settings)),
+                 "converter": "litert_torch.signature(...).convert()",
+                 "inputs": "int32" if "input_ids" in task.input_names else "float32"}
         if precision == "fp32":
             shutil.copyfile(base, dest)
             return about
@@ -95,9 +88,16 @@ class TfliteTarget(Target):
                 qt = quantizer.Quantizer(str(base), getattr(recipe, used)())
             calibration = None
             if qt.need_calibration:
-                calibration = qt.calibrate(self._calibration_data())
-                about["calibration"] = {"samples": len(self.settings.calibration[:CALIBRATION_SAMPLES]),
-                                        "from": self.settings.calibration_origin, "method": "min/max"}
+                tuning = tuning or self.default_tuning(precision)
+                for layer in tuning.exclude:  # the narrowest scope, an op's output tensor name, wins
+                    qt.update_quantization_recipe(regex=f"^{re.escape(layer)}$", operation_name=_all_ops(),
+                                                  algorithm_key=_no_quantize())
+                samples = self.calibration_samples(exported, tuning)
+                calibration = qt.calibrate(_calibration_data(exported, samples))
+                about["calibration"] = {"samples": len(samples), "from": exported.settings.calibration_origin,
+                                        "method": "min/max"}
+                if tuning.exclude:
+                    about["layers_in_float"] = list(tuning.exclude)
             qt.quantize(calibration).export_model(str(dest), overwrite=True)
         stored = weight_bytes_by_dtype(dest)
         # A recipe that matches no op quantizes nothing, silently: check the file, not the call.
@@ -106,22 +106,21 @@ class TfliteTarget(Target):
                               "this model has no op the recipe quantizes; try another precision")
         return about | {"tool": f"ai_edge_quantizer ({used})", "weights_by_dtype_bytes": stored}
 
-    def _calibration_data(self) -> dict:
-        """Per signature, the calibration samples that fit it, at the bucket's length (as the runtime pads them)."""
-        from ..buckets import pad_to
+    def default_tuning(self, precision: str) -> Tuning:
+        return Tuning(samples=CALIBRATION_SAMPLES)
 
-        samples = [{k: v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in feed.items()}
-                   for feed in (self.task.encode([s], self.settings.sequence_length)
-                                for s in self.settings.calibration[:CALIBRATION_SAMPLES])]
-        data = {}
-        for name, length in self.signatures().items():
-            rows = [pad_to(feed, length, self.task.input_names) for feed in samples
-                    if length is None or feed["input_ids"].shape[1] <= length]
-            data[name] = rows or [pad_to(samples[0], length, self.task.input_names)]
-        return data
+    def calibration_samples(self, exported: Exported, tuning: Tuning) -> list:
+        return list(exported.settings.calibration[:tuning.samples])
+
+    def quantizable_layers(self, precision: str, exported: Exported) -> list[str]:
+        """The weighted ops static int8 quantizes (fully connected and convolutions), by output tensor name."""
+        interpreter = _interpreter(exported.folder / "model.tflite")
+        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+        return list(dict.fromkeys(names[op["outputs"][0]] for op in interpreter._get_ops_details()
+                                  if op["op_name"] in WEIGHTED_OPS and len(op["outputs"])))
 
     @staticmethod
-    def check(path: Path) -> str:
+    def check(path: Path, exported: Exported | None = None) -> str:
         from collections import Counter
 
         interpreter = _interpreter(path)
@@ -140,6 +139,40 @@ class TfliteTarget(Target):
         return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
                 "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
                 if all(name.startswith("seq_") for name in signatures) else "one signature"}
+
+
+def signatures(task, settings: ExportSettings) -> dict[str, int | None]:
+    """Signature name -> sequence length (None: the task's inputs have no sequence axis)."""
+    if "input_ids" in task.input_names:
+        return {f"seq_{n}": n for n in settings.buckets}
+    return {"serving_default": None}
+
+
+def _calibration_data(exported: Exported, texts: list) -> dict:
+    """Per signature, the calibration samples that fit it, at the bucket's length (as the runtime pads them)."""
+    from ..buckets import pad_to
+
+    task = exported.task
+    samples = [{k: v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in feed.items()}
+               for feed in (task.encode([s], exported.settings.sequence_length) for s in texts)]
+    data = {}
+    for name, length in signatures(task, exported.settings).items():
+        rows = [pad_to(feed, length, task.input_names) for feed in samples
+                if length is None or feed["input_ids"].shape[1] <= length]
+        data[name] = rows or [pad_to(samples[0], length, task.input_names)]
+    return data
+
+
+def _all_ops():
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    return TFLOperationName.ALL_SUPPORTED
+
+
+def _no_quantize():
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    return AlgorithmName.NO_QUANTIZE
 
 
 def _interpreter(path: Path):

@@ -1,10 +1,12 @@
-"""Accuracy-aware static int8: a bounded search that explains itself and never loses the best artifact.
+"""Accuracy-aware calibrated precisions (int8-static): a bounded search that explains itself and never loses the
+best artifact. It drives any target through the Target contract (default_tuning, tuning_variants,
+quantizable_layers, build with a Tuning) and the harness; it does not know how a target quantizes.
 
 Steps, each started only while the budget allows it (a step is skipped when the previous step's duration would
 overrun the deadline; the first candidate is always built, so there is always an artifact):
 
-1. variants: full QDQ int8 with the default settings, then other calibration methods and per-tensor / symmetric
-   variants; the most accurate variant is the base for the next steps;
+1. variants: the target's default tuning, then the variants it offers (ONNX: other calibration methods, per-tensor
+   and symmetric variants); the most accurate variant is the base for the next steps;
 2. sensitivity: for each quantizable layer, quantize that layer alone and measure the error it causes on a subset
    of the selection data (relative MSE of the outputs against the source model, and the task's accuracy drop);
 3. fallback: leave the k most sensitive layers in float (k = 1, 2, 4, ..., then a bisection between the last k
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..targets.onnx_quant import CALIBRATION_METHODS, StaticSettings, calibration_sample
+from .targets import Target, Tuning
 
 SENSITIVITY_SAMPLES = 200  # selection texts per single-layer measurement
 TIMING_ROUNDS = 3  # passing candidates are timed in turn this many times; the median decides
@@ -45,7 +47,7 @@ class Measured:
 @dataclass
 class Candidate:
     name: str
-    settings: StaticSettings
+    settings: Tuning
     path: Path
     drop: float
     error: float
@@ -81,18 +83,12 @@ class _Clock:
         return time.monotonic() - self.start
 
 
-def variants(base: StaticSettings) -> list[StaticSettings]:
-    """The default first, then the other calibration methods, then per-tensor and symmetric variants of it."""
-    out = [base] + [replace(base, method=m) for m in CALIBRATION_METHODS if m != base.method]
-    return out + [replace(base, per_channel=not base.per_channel),
-                  replace(base, symmetric_activations=not base.symmetric_activations)]
-
-
-def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path, int | None], Measured],
+def run(build: Callable[[Tuning, Path], dict], evaluate: Callable[[Path, int | None], Measured],
         time_it: Callable[[Path], float], layers: list[str], max_drop: float, budget_s: float, workdir: Path,
-        dest: Path, base: StaticSettings | None = None, progress=None) -> dict:
+        dest: Path, base: Tuning, variants: Callable[[Tuning], list[Tuning]] = lambda t: [t], suffix: str = ".onnx",
+        progress=None) -> dict:
     """Search, copy the kept candidate to `dest`, and return the record (for the report) with its build settings."""
-    from ..progress import Progress
+    from .progress import Progress
 
     progress = progress or Progress()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -100,9 +96,9 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
     candidates: list[Candidate] = []
     settings_of: dict[str, dict] = {}
 
-    def attempt(name: str, settings: StaticSettings, limit: int | None = None) -> Candidate:
+    def attempt(name: str, settings: Tuning, limit: int | None = None) -> Candidate:
         started = time.monotonic()
-        path = workdir / f"{name}.onnx"
+        path = workdir / f"{name}{suffix}"
         settings_of[name] = build(settings, path)
         m = evaluate(path, limit)
         cand = Candidate(name, settings, path, m.drop, m.error, m.drop <= max_drop, time.monotonic() - started,
@@ -116,7 +112,7 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
         return cand
 
     # 1. variants (the first is built whatever the budget: there must be an artifact)
-    best = attempt("full-default", (base or StaticSettings()))
+    best = attempt("full-default", base)
     for i, settings in enumerate(variants(best.settings)[1:], 1):
         if best.passed or not clock.allows("trying variants"):
             break
@@ -169,7 +165,10 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
             cand.p50_ms = statistics.median(timings[cand.name])
     timed = [c for c in passing if c.p50_ms is not None]
     kept = min(timed, key=lambda c: c.p50_ms) if timed else min(candidates, key=lambda c: (c.drop, c.error))
-    shutil.copyfile(kept.path, dest)
+    if kept.path.is_dir():
+        shutil.copytree(kept.path, dest)
+    else:
+        shutil.copyfile(kept.path, dest)
 
     why = {layer: next(f"sensitivity rank {r + 1}: alone it causes relative error {s['error']:.3g}, drop "
                        f"{s['drop']:.4f}" for r, s in enumerate(sensitivity) if s["layer"] == layer)
@@ -185,15 +184,16 @@ def run(build: Callable[[StaticSettings, Path], dict], evaluate: Callable[[Path,
     return {**settings_of[kept.name], "search": record}
 
 
-def search_static(p, options, target, exported: Path, dest: Path, reference, timing_inputs: dict, progress) -> dict:
-    """The search for one pack run's int8-static artifact: candidates built by `target`, scored on the plan's data
+def search_static(p, target: Target, exported, precision: str, dest: Path, reference, timing_inputs: dict,
+                  progress) -> dict:
+    """The search for one pack run's calibrated artifact: candidates built by `target`, scored on the plan's data
     against the source outputs, timed like the final artifact (fewer runs)."""
     import numpy as np
 
-    from ..bench import accuracy, latency
-    from ..targets.onnx_quant import quantizable_nodes
+    from .bench import accuracy, latency
 
-    texts, reference, selected_on = _selection_texts(p, target, reference, progress)
+    base = target.default_tuning(precision)
+    texts, reference, selected_on = _selection_texts(p, target, exported, base, reference, progress)
 
     def evaluate(path: Path, limit: int | None) -> Measured:
         n = len(texts) if limit is None else min(limit, len(texts))
@@ -204,28 +204,28 @@ def search_static(p, options, target, exported: Path, dest: Path, reference, tim
         return Measured(acc.drop, error, acc.details)
 
     def time_it(path: Path) -> float:
-        return latency.measure(path, timing_inputs, p.threads, warmup=5, runs=max(20, options.runs // 5))["p50"]
+        return latency.measure(path, timing_inputs, p.threads, warmup=5, runs=max(20, p.options.runs // 5))["p50"]
 
-    def build(settings, path: Path) -> dict:
-        return target.build_static(exported, path, settings)
+    def build(tuning: Tuning, path: Path) -> dict:
+        return target.build(precision, exported, path, tuning)
 
-    source, _, _ = target.static_source(exported, (target.static_settings or StaticSettings()).samples)
-    result = run(build, evaluate, time_it, quantizable_nodes(source), p.gates.max_accuracy_drop,
-                 options.search_budget_s, target.workdir / "search", dest, target.static_settings, progress)
+    result = run(build, evaluate, time_it, target.quantizable_layers(precision, exported), p.gates.max_accuracy_drop,
+                 p.options.search_budget_s, target.workdir / "search", dest, base, target.tuning_variants,
+                 target.suffix, progress)
     result["search"]["selected_on"] = selected_on
     return result
 
 
-def _selection_texts(p, target, reference, progress):
+def _selection_texts(p, target: Target, exported, tuning: Tuning, reference, progress):
     """(texts, source outputs, where from) that candidates are scored on: rows of the data file that are neither
     evaluation samples nor, where there are enough, calibration samples, so the kept artifact's reported accuracy is
     not the figure it was picked on. Without such rows, the evaluation texts (the report's notes say so)."""
-    from .corpus import FALLBACK
+    from .compress.corpus import FALLBACK
 
-    pool, origin = target.calibration_texts, target.calibration_origin
+    pool, origin = exported.settings.calibration, exported.settings.calibration_origin
     if origin.startswith(FALLBACK):
         return p.dataset.texts, reference, f"{origin}: the same samples the reported accuracy is measured on"
-    calibrated = set(calibration_sample(pool, (target.static_settings or StaticSettings()).samples))
+    calibrated = set(target.calibration_samples(exported, tuning))
     spare = [text for text in pool if text not in calibrated]
     spare = spare if len(spare) >= 50 else pool
     # As many as the evaluation samples where the file has them: a limit met on fewer rows is met by chance more often.
