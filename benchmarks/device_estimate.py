@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgepack.calibration.data import published  # noqa: E402
 from edgepack.calibration.estimate import FIT_FILE, MIN_ROWS, error_keys  # noqa: E402
-from edgepack.calibration.fit import (RANGE_QUANTILES, SHAPE_NAMES, Table, error_summary, fit,  # noqa: E402
+from edgepack.calibration.fit import (RANGE_QUANTILES, SHAPE_NAMES, range_quantiles, Table, error_summary, fit,  # noqa: E402
                                       leave_device_out, leave_model_out, leave_one_out, network)
 
 TFLITE_FAMILIES = {"tflite", "tflite-2018", "xnnpack"}
@@ -57,7 +57,7 @@ def held_out_ranges(keys_of_row, errors: np.ndarray, folds: list) -> np.ndarray:
         for key in keys:
             others = [j for j in members[key] if folds[j] != folds[i]]
             if len(others) >= MIN_ROWS or key == keys[-1]:
-                ranges[i] = np.quantile(errors[others], RANGE_QUANTILES)
+                ranges[i] = range_quantiles(errors[others])
                 break
     return ranges
 
@@ -114,7 +114,7 @@ def main() -> None:
              f"({elapsed:.0f} s on 2 shared cores). Data: {len(rows)} usable rows of the shared device-calibration "
              "measurements.csv (edgepack/calibration/published.csv; benchmarks/calibration_rows.py lists those left "
              "out and why). Every held-out group is predicted by a fit on the rest (shape parameters and offsets "
-             f"refitted). Ranges: the {lo_q:.0%} and {hi_q:.0%} quantiles of the same cross-validation's errors in "
+             f"refitted). Ranges: the {lo_q:.0%} and {hi_q:.0%} quantiles (split-conformal small-sample widening) of the same cross-validation's errors in "
              "the row's core family and runtime (broader group under "
              f"{MIN_ROWS} rows), from other folds only. **Leave-one-model-out is the honest figure** (a model the fit "
              "has not seen); leave-one-row-out keeps the network's other rows in and is shown only to compare.", "",
