@@ -194,6 +194,13 @@ def _safetensors_header(path: Path) -> dict:
         tensors = [t for k, t in header.items() if k != "__metadata__"] if isinstance(header, dict) else None
         if tensors is None or not all(isinstance(t, dict) and isinstance(t.get("shape"), list) for t in tensors):
             raise ValueError("header is not a table of tensors")
+        # a file cut short (an interrupted download or copy) keeps its header: check that the data is all there
+        ends = [t.get("data_offsets", [0, 0]) for t in tensors]
+        if not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) for x in e) for e in ends):
+            raise ValueError("tensor data_offsets are not [begin, end]")
+        needed, present = max((e[1] for e in ends), default=0), path.stat().st_size - 8 - length
+        if needed > present:
+            raise ValueError(f"truncated: the tensors need {needed} data bytes, the file has {present}")
     except (OSError, struct.error, ValueError) as exc:
         raise SourceError(f"{path}: not a readable safetensors file ({exc})",
                           "download or save the weights again") from None

@@ -12,8 +12,10 @@ import yaml
 from edgepack.estimate import host as host_mod
 from edgepack.estimate.data import COST_KEYS, Measurement, model_costs, published
 from edgepack.estimate.predict import error_for, shipped_fit
-from edgepack.estimate.fit import Params, Table, _prior, error_summary, fit, leave_one_out, predict_log
+from edgepack.estimate.fit import (Params, Table, _prior, error_summary, fit, leave_device_out, leave_model_out,
+                                      leave_one_out, predict_log)
 from edgepack.cli import main
+from edgepack.estimate.opcost import OpCost
 from edgepack.devices import list_profiles, load_profile
 from edgepack.estimate.predict import estimate_latency
 
@@ -70,7 +72,39 @@ def test_error_summary_figures():
     errors = np.log([1.1, 0.8, 1.5, 1.0])
     summary = error_summary(errors)
     assert summary["within_25pct"] == 0.75 and math.isclose(summary["median_abs_error_pct"], 15.0)
-    assert math.isclose(summary["range_log_halfwidth"], np.quantile(np.abs(errors), 0.85))
+    # four errors: the small-sample widening takes the range out to the extremes, asymmetric
+    assert math.isclose(summary["log_error_low"], math.log(0.8)) and math.isclose(summary["log_error_high"],
+                                                                                   math.log(1.5))
+    assert math.isclose(summary["range_log_halfwidth"], math.log(1.5))
+    many = np.random.default_rng(0).normal(0.2, 0.1, 2000)  # biased errors: the range is not centred on 0
+    wide = error_summary(many)
+    assert 0.0 < wide["log_error_low"] < 0.1 < 0.3 < wide["log_error_high"] < 0.4
+
+
+def test_leave_model_out_holds_every_row_of_a_network_out():
+    """A network whose rows are all 2x slower than the model says: leave-one-row-out lets its other rows teach the
+    offsets nothing (no per-network term) but leave-one-model-out must not see any of them either."""
+    rows = _synthetic()
+    slow = [Measurement(**{**m.__dict__, "latency_ms": m.latency_ms * 2, "cost_key": "", "source": "slow-net"})
+            for m in rows[:6]]
+    others = [Measurement(**{**m.__dict__, "source": f"net-{i % 6}"}) for i, m in enumerate(rows[6:])]
+    table = Table(slow + others)
+    lomo = leave_model_out(table)
+    assert np.all(np.abs(lomo[:6] - math.log(0.5)) < 0.15)  # predicted from the others: half the measurement
+    loo = leave_one_out(table)
+    assert np.all(np.abs(loo[:6]) < np.abs(lomo[:6]) - 0.05)  # its siblings pull the offsets: memorisation
+    lodo = leave_device_out(table)
+    assert lodo.shape == (len(table.rows),) and np.all(np.isfinite(lodo))
+
+
+def test_core_types_map_to_families():
+    from edgepack.estimate.cores import core_of
+
+    assert core_of("Kryo 485 Gold (Cortex-A76 derived), 1x 2.84 GHz") == ("cortex-a76", "arm-v8.2")
+    assert core_of("1x Cortex-X3 @ 3.2 GHz + 2x A715") == ("cortex-x3", "arm-v9")
+    assert core_of("Cortex-A72") == ("cortex-a72", "arm-v8.0")
+    assert core_of("Firestorm")[1] == "apple" and core_of("Willow Cove")[1] == "x86"
+    assert core_of("Intel(R) Xeon(R) Platinum")[1] == "x86" and core_of("mystery")[1] == "unknown"
 
 
 # ---- shipped data -------------------------------------------------------------------------------------------------
@@ -91,13 +125,34 @@ def test_every_profile_has_a_stated_error():
     for name in list_profiles():
         for runtime in ("xnnpack", "onnxruntime"):
             error = error_for(load_profile(name), runtime)
-            assert error["n"] >= 5 and error["range_log_halfwidth"] > 0 and error["basis"]
+            assert error["n"] >= 8 and error["range_log_halfwidth"] > 0 and error["basis"]
+            assert error["log_error_low"] < 0 < error["log_error_high"]
+            assert ("leave-one-model-out" in error["basis"]) != ("leave-device-out" in error["basis"])
+    # the shipped ranges are held-out-model errors, wider than the leave-one-row-out ones
+    errors = fit_data["errors"]
+    assert errors["overall"]["within_25pct"] <= errors["leave-one-row-out"]["within_25pct"]
+    assert errors["leave-device-out"]["median_abs_error_pct"] > errors["overall"]["median_abs_error_pct"]
+
+
+def test_a_device_without_rows_uses_its_core_family_and_says_so():
+    names = {m.device for m in published()}
+    without = [n for n in list_profiles() if n not in names]
+    assert "dell-precision-5560" in without
+    profile = load_profile("dell-precision-5560")
+    error = error_for(profile, "xnnpack")
+    assert "leave-device-out over x86 devices" in error["basis"] and "no published rows" in error["basis"]
+    with_rows = error_for(load_profile("core-i7-11800h-laptop"), "xnnpack")
+    assert "leave-one-model-out" in with_rows["basis"]
+    costs = [OpCost("mm", "MatMul", "matmul", 10**9, 10**6, "fp32")]
+    same_cores = [estimate_latency(costs, load_profile(n)) for n in ("dell-precision-5560", "core-i7-11800h-laptop")]
+    assert "no published measurements for this device" in same_cores[0].note
+    assert same_cores[0].high_ms / same_cores[0].low_ms > same_cores[1].high_ms / same_cores[1].low_ms
 
 
 def test_devices_show_prints_the_leave_one_out_error(capsys):
     code, out, _ = _cli(capsys, "devices", "show", "raspberry-pi-4")
     assert code == 0
-    assert "estimate_error" in out and "within +-25%" in out and "leave-one-out" in out
+    assert "estimate_error" in out and "within +-25%" in out and "leave-one-model-out" in out
 
 
 # ---- estimate -----------------------------------------------------------------------------------------------------

@@ -324,6 +324,7 @@ BAD_INPUTS = {
     "unknown task": (["{model}", "--task", "summarization"], "unknown task 'summarization'"),
     "--force over the model's folder": (["{tmp}/model-copy", "--out", "{tmp}", "--force"], "would delete"),
     "no tokenizer files": (["{no_tokenizer}"], "cannot load the tokenizer"),
+    "truncated weights": (["{truncated}"], "not a readable safetensors file"),
 }
 
 
@@ -352,7 +353,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, run_cli, tiny_embedd
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_embedder / name, no_tokenizer / name)
-    values = {"model": tiny_embedder, "no_tokenizer": no_tokenizer, "unknown_arch": unknown_arch,
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_embedder, truncated)
+    weights = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    values = {"truncated": truncated, "model": tiny_embedder, "no_tokenizer": no_tokenizer, "unknown_arch": unknown_arch,
               "typo_recipe": typo_recipe, "tmp": tmp_path, "bad_data": bad_data, "bad_recipe": _bad_recipe(tmp_path),
               "pickled": pickled, "latin_recipe": latin_recipe, "bad_device": bad_device}
     args = [a.format(**values) for a in args]

@@ -125,6 +125,16 @@ def test_corrupt_safetensors_is_refused_in_one_line(copy_of, weights):
         resolve(str(folder))
 
 
+def test_truncated_safetensors_is_refused_in_one_line(copy_of):
+    """Header intact, data cut short (an interrupted download): refused before any loader sees it."""
+    folder = copy_of()
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 1000])
+    with pytest.raises(SourceError, match="not a readable safetensors file .*truncated"):
+        resolve(str(folder))
+
+
 @pytest.mark.parametrize("license_id, expected", [
     ("apache-2.0", "yes"), ("MIT", "yes"), ("cc-by-nc-4.0", "no"), ("llama3", "restricted"), (None, "unknown"),
     ("other", "unknown"),

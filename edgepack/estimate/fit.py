@@ -1,18 +1,25 @@
-"""Fit the latency model to measured latencies, and its leave-one-out error.
+"""Fit the latency model to measured latencies, and its cross-validated error.
 
 The model, per op: time = max(FLOPs / (per-core peak x parallel speed-up x class efficiency),
-bytes / (bandwidth reachable by the threads x memory efficiency)) + a fixed per-op overhead. Summed over ops, then
-multiplied by exp(device offset + runtime offset + device-and-runtime offset).
+bytes / (bandwidth reachable by the threads x memory efficiency)) + a per-op cost. Summed over ops, then multiplied
+by exp(sum of offsets). The peaks and bandwidths are the profile's spec-sheet figures; the fit only learns how far
+real kernels fall short of them.
 
-- Shape parameters (shared by all rows): log efficiency per kernel class, log memory efficiency, log per-op overhead,
-  parallel efficiency of each extra thread. Pulled towards the hand-set defaults of `EFFICIENCY` below
-  so classes the data never exercises keep them.
-- Offsets: one per device (and core cluster), one per runtime family, one per device-and-runtime pair. Ridge-shrunk
-  towards 0, so a device or runtime without measurements gets the average of the others.
+- Shape parameters (shared by all rows, 10): one efficiency for dense GEMM-like kernels (convs, matmuls,
+  attention), a Winograd factor for 3x3 stride-1 convs, depthwise efficiency, how efficiency falls with low
+  arithmetic intensity, memory efficiency, per-op cost (fixed time and FLOP-equivalents), parallel efficiency per
+  extra thread. Matmul and attention are tied to the conv GEMM efficiency (the same micro-kernels), so a network
+  made of matmuls (a transformer) is predicted from the convs when no transformer is in the data. Bandwidth-bound
+  classes (elementwise, normalization, gathers, ...) keep the hand-set compute efficiency of `EFFICIENCY`.
+- Offsets (linear in log space, ridge-shrunk towards 0): per core family and per core type (shared by every
+  device with those cores), per device (tightly shrunk: its spec sheet already says how fast it is), per runtime
+  family and runtime-and-precision, and thread scaling per core family and runtime (weighted by log threads).
+  No per-device-and-runtime offsets: they only memorised rows.
 
-The offsets enter linearly in log space, so for given shape parameters they are a ridge regression solved in closed
-form; only the ~14 shape parameters go to scipy's least squares (variable projection). A full fit takes well under a
-second, so leave-one-out refits everything for each held-out row.
+For given shape parameters the offsets are a closed-form ridge regression; only the shape parameters go to scipy's
+least squares (variable projection). A full fit takes well under a second, so cross-validation refits everything
+for each held-out group: leave-one-row-out, leave-one-model-out (every row of a network held out together: the
+error on a model edgepack was not fitted on) and leave-one-device-out.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..devices import DeviceProfile, load_profile
+from .cores import profile_core
 from .data import Measurement
 from .opcost import KERNEL_CLASSES
 
@@ -46,24 +54,32 @@ OVERHEAD_US = 4.0  # fixed dispatch cost per op, microseconds
 BYTES_SCALE = {"fp32": 1.0, "fp16": 0.5, "int8": 0.25}  # calibration nets are costed at fp32
 SINGLE_THREAD_BANDWIDTH = 0.6  # share of DRAM bandwidth one core can pull
 
-# Prior widths (log space) and ridge strengths; residual noise is ~0.3 in log space (README of the shared data).
+# Prior widths: shape parameters (log space) around the hand-set values; ridge strength of each offset kind is
+# (residual sd / prior sd)^2 with residual sd ~0.3 (README of the shared data). A device's own factor is held
+# within ~+-15% (its spec sheet is the prior); cores and families may move further.
 SHAPE_PRIOR_SD = 1.0
-RIDGE = {"device": 0.4, "runtime": 0.2, "pair": 1.0, "precision": 1.0, "device_scaling": 2.0,
-         "runtime_scaling": 2.0}
-RANGE_QUANTILE = 0.85  # the stated range covers this share of leave-one-out errors
+TIE_SD = 0.25  # matmul / attention efficiency around the conv GEMM efficiency
+RIDGE = {"family": 0.4, "core": 1.0, "device": 4.0, "runtime": 0.4, "precision": 1.0, "scaling": 2.0,
+         "runtime_scaling": 2.0, "device_scaling": 8.0}
+RANGE_QUANTILES = (0.05, 0.95)  # the stated range: these quantiles of the cross-validated errors
 
 FIT_CLASSES = [*KERNEL_CLASSES, "conv/3x3s1"]  # dense 3x3 stride-1 convs: Winograd paths in most runtimes
+GEMM_CLASSES = ("conv", "matmul", "attention")
 # Effective FLOP rates above peak are possible only where the runtime does fewer multiplies than the op's FLOPs
 # (Winograd F(2x2, 3x3) does 2.25x fewer).
 NO_WINOGRAD = {"tflite", "tflite-2018"}  # pre-XNNPACK TFLite kernels (ruy / gemmlowp im2col + GEMM)
 MAX_EFFICIENCY = np.array([2.25 if c == "conv/3x3s1" else 1.0 for c in FIT_CLASSES])
-SHAPE_NAMES = [f"eff:{c}" for c in FIT_CLASSES] + ["mem_eff", "op_flops", "overhead", "parallel"]
+SHAPE_NAMES = ["eff:conv", "eff:matmul", "eff:attention", "eff:conv/3x3s1", "eff:depthwise", "intensity",
+               "mem_eff", "op_flops", "overhead", "parallel"]
 
 
 def _prior() -> np.ndarray:
-    eff = [math.log(EFFICIENCY[c.split("/")[0]][0]) for c in FIT_CLASSES]
-    # op_flops: a per-op cost in FLOP-equivalents (scales with the device's speed, unlike `overhead`), 1 MFLOP
-    return np.array(eff + [math.log(0.6), math.log(1e6), math.log(OVERHEAD_US * 1e-6), math.log(0.4 / 0.6)])
+    eff = [math.log(EFFICIENCY[c][0]) for c in ("conv", "matmul", "attention")]
+    # conv/3x3s1: as fast as its FLOPs at conv efficiency x 1.5 (Winograd, less than the 2.25 of F(2x2,3x3));
+    # intensity: FLOPs per byte at which a GEMM reaches half its efficiency (4); op_flops: a per-op cost in
+    # FLOP-equivalents (scales with the device's speed, unlike `overhead`), 1 MFLOP
+    return np.array(eff + [math.log(0.65 * 1.5), math.log(EFFICIENCY["depthwise"][0]), math.log(4.0), math.log(0.6),
+                           math.log(1e6), math.log(OVERHEAD_US * 1e-6), math.log(0.4 / 0.6)])
 
 
 def device_key(device: str, cluster: str) -> str:
@@ -71,17 +87,17 @@ def device_key(device: str, cluster: str) -> str:
 
 
 def offset_device(key: str) -> str | None:
-    """The device an offset key belongs to ("device:pi", "device_scaling:pi" and "pair:pi:little|ncnn" -> "pi";
-    runtime keys -> None)."""
+    """The device an offset key belongs to ("device:pi", "device_scaling:pi:little" -> "pi"); shared keys
+    (runtime, core, family, ...) -> None."""
     kind, _, rest = key.partition(":")
-    if kind in ("runtime", "precision", "runtime_scaling"):
+    if kind not in ("device", "device_scaling", "pair"):
         return None
     return rest.split("|")[0].split(":")[0]
 
 
 @dataclass
 class Params:
-    """A fitted model: shape parameters and offsets (absent keys = 0, the average device/runtime)."""
+    """A fitted model: shape parameters and offsets (absent keys = 0, the average core/device/runtime)."""
 
     shape: np.ndarray
     offsets: dict[str, float] = field(default_factory=dict)
@@ -94,22 +110,17 @@ class Params:
     def from_json(cls, data: dict) -> "Params":
         return cls(np.array([data["shape"][n] for n in SHAPE_NAMES]), dict(data["offsets"]))
 
-    def offset(self, device: str, cluster: str, runtime: str, precision: str, threads: int) -> float:
-        keys = offset_keys(device, cluster, runtime, precision, threads)
-        return sum(self.offsets.get(k, 0.0) * x for k, x in keys.items())
 
-
-def offset_keys(device: str, cluster: str, runtime: str, precision: str, threads: int) -> dict[str, float]:
-    """The offsets that apply to one measurement, with their weights: device, runtime, the pair, runtime and
-    precision (old uint8 TFLite kernels gain less from int8 than the int8 peak suggests), and the device's and
-    runtime's thread scaling (weighted by log threads: memory-starved boards scale worse than the global
-    parallel efficiency)."""
+def offset_keys(device: str, cluster: str, runtime: str, precision: str, threads: int,
+                core: tuple[str, str] = ("unknown", "unknown")) -> dict[str, float]:
+    """The offsets that apply to one measurement, with their weights. `core` = (core type, core family)."""
     key = device_key(device, cluster)
     scale = math.log(max(threads, 1))
-    keys = {f"device:{key}": 1.0, f"runtime:{runtime}": 1.0, f"pair:{key}|{runtime}": 1.0,
+    keys = {f"family:{core[1]}": 1.0, f"core:{core[0]}": 1.0, f"device:{key}": 1.0, f"runtime:{runtime}": 1.0,
             f"precision:{runtime}|{precision}": 1.0}
-    if scale:
-        keys.update({f"device_scaling:{key}": scale, f"runtime_scaling:{runtime}": scale})
+    if scale:  # memory-starved boards and some runtimes scale worse than the shared parallel efficiency
+        keys.update({f"scaling:{core[1]}": scale, f"runtime_scaling:{runtime}": scale,
+                     f"device_scaling:{key}": scale})
     return keys
 
 
@@ -129,10 +140,11 @@ class Table:
         self.rows = rows
         cls_index = {c: i for i, c in enumerate(FIT_CLASSES)}
         row_id, cls, flops, nbytes, count, core_peak, threads, bandwidth = ([] for _ in range(8))
-        used = []
+        used, self.cores = [], []
         for i, m in enumerate(rows):
             profile = profiles.get(m.device) or profiles.setdefault(m.device, load_profile(m.device))
             peak, cores = _core_peak(profile, m.cluster)
+            self.cores.append(profile_core(profile, m.cluster))
             if m.runtime in NO_WINOGRAD:  # nor dot-product int8 kernels (gemmlowp): int8 at most 2x fp32
                 peak = {**peak, "int8": min(peak["int8"], 2 * peak["fp32"])}
             used.append(min(m.threads, cores))
@@ -149,15 +161,29 @@ class Table:
         self.flops, self.bytes, self.count = np.array(flops, float), np.array(nbytes, float), np.array(count, float)
         self.core_peak, self.threads = np.array(core_peak, float), np.array(threads, float)
         self.bandwidth = np.array(bandwidth, float)
+        self.gemm = np.isin(self.cls, [cls_index[c] for c in (*GEMM_CLASSES, "conv/3x3s1")])
+        self.intensity = self.flops / np.maximum(self.bytes, 1.0)
         self.log_y = np.log([m.latency_ms * 1e-3 for m in rows])
-        self.keys = [offset_keys(m.device, m.cluster, m.runtime, m.precision, used[i]) for i, m in enumerate(rows)]
+        self.keys = [offset_keys(m.device, m.cluster, m.runtime, m.precision, used[i], self.cores[i])
+                     for i, m in enumerate(rows)]
+        self.used_threads = used
+
+    def class_efficiency(self, shape: np.ndarray) -> np.ndarray:
+        """Compute efficiency of each fit class (fixed hand-set values for the bandwidth-bound classes)."""
+        eff = np.array([EFFICIENCY[c.split("/")[0]][0] for c in FIT_CLASSES])
+        for name, value in zip(SHAPE_NAMES[:5], shape[:5]):
+            eff[FIT_CLASSES.index(name[4:])] = math.exp(value)
+        return np.minimum(eff, MAX_EFFICIENCY)
 
     def op_seconds(self, shape: np.ndarray) -> np.ndarray:
-        eff = np.exp(shape[: len(FIT_CLASSES)])[self.cls]
-        mem_eff, op_flops, overhead = math.exp(shape[-4]), math.exp(shape[-3]), math.exp(shape[-2])
-        parallel = 1 / (1 + math.exp(-shape[-1]))
+        eff = self.class_efficiency(shape)[self.cls]
+        # GEMMs with few FLOPs per byte (thin matrices, small channel counts) keep the vector units less busy
+        half = math.exp(shape[5])
+        eff = np.where(self.gemm, eff * self.intensity / (self.intensity + half), eff)
+        mem_eff, op_flops, overhead = math.exp(shape[6]), math.exp(shape[7]), math.exp(shape[8])
+        parallel = 1 / (1 + math.exp(-shape[9]))
         speedup = 1 + (self.threads - 1) * parallel
-        compute = self.flops / (self.core_peak * speedup * np.minimum(eff, MAX_EFFICIENCY[self.cls]))
+        compute = self.flops / (self.core_peak * speedup * np.maximum(eff, 1e-6))
         memory = self.bytes / (self.bandwidth * min(mem_eff, 1.0))
         return self.count * (np.maximum(compute, memory) + overhead + op_flops / (self.core_peak * speedup))
 
@@ -192,6 +218,13 @@ class _Ridge:
         return self.m @ z
 
 
+def _shape_penalty(shape: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Prior residuals: every shape parameter towards its hand-set value, matmul and attention towards the conv
+    GEMM efficiency."""
+    tie = shape[1:3] - shape[0]
+    return np.concatenate([(shape - prior) * (0.3 / SHAPE_PRIOR_SD), tie * (0.3 / TIE_SD)])
+
+
 def fit(table: Table, start: np.ndarray | None = None, subset: np.ndarray | None = None) -> Params:
     """Fit on the rows in `subset` (a boolean mask; default all)."""
     from scipy.optimize import least_squares
@@ -202,8 +235,7 @@ def fit(table: Table, start: np.ndarray | None = None, subset: np.ndarray | None
 
     def residuals(shape):
         z = (table.log_y - table.log_base(shape))[mask]
-        data = z - ridge.x @ ridge.beta(z)
-        return np.concatenate([data, (shape - prior) * (0.3 / SHAPE_PRIOR_SD)])
+        return np.concatenate([z - ridge.x @ ridge.beta(z), _shape_penalty(shape, prior)])
 
     start = prior if start is None else start
     result = least_squares(residuals, start, method="trf", x_scale=1.0, max_nfev=200)
@@ -225,37 +257,58 @@ def predict_log(table: Table, params: Params) -> np.ndarray:
     return table.log_base(params.shape) + offsets
 
 
-def leave_one_out(table: Table, full: Params | None = None) -> np.ndarray:
-    """log(predicted / measured) for each row, predicted by a fit on all other rows."""
+def cross_validate(table: Table, groups: list, full: Params | None = None) -> np.ndarray:
+    """log(predicted / measured) for each row, predicted by a fit without any row of its group (shape and offsets
+    refitted)."""
     full = full or fit(table)
     errors = np.empty(len(table.rows))
-    for i in range(len(table.rows)):
-        mask = np.ones(len(table.rows), bool)
-        mask[i] = False
-        params = fit(table, start=full.shape, subset=mask)
-        errors[i] = predict_log(table, params)[i] - table.log_y[i]
-    return errors
-
-
-def leave_device_out(table: Table, full: Params | None = None) -> np.ndarray:
-    """log(predicted / measured) for each row, predicted by a fit without any row of its device: the error to
-    expect on a device that has no measurements of its own."""
-    full = full or fit(table)
-    errors = np.empty(len(table.rows))
-    devices = np.array([m.device for m in table.rows])
-    for device in sorted(set(devices)):
-        held = devices == device
+    labels = np.array(groups, dtype=object)
+    for label in sorted(set(groups)):
+        held = labels == label
         params = fit(table, start=full.shape, subset=~held)
         errors[held] = (predict_log(table, params) - table.log_y)[held]
     return errors
 
 
+def network(m: Measurement) -> str:
+    """The network a row measures, whatever its input size ("ResNet-50@224" -> "ResNet-50")."""
+    return m.cost_key.split("@")[0] if m.cost_key else m.source
+
+
+def leave_one_out(table: Table, full: Params | None = None) -> np.ndarray:
+    """Each row predicted by a fit on all other rows (its network's and device's other rows stay in)."""
+    return cross_validate(table, list(range(len(table.rows))), full)
+
+
+def leave_model_out(table: Table, full: Params | None = None) -> np.ndarray:
+    """Each row predicted by a fit without any row of its network: the error on a model the fit has not seen."""
+    return cross_validate(table, [network(m) for m in table.rows], full)
+
+
+def leave_device_out(table: Table, full: Params | None = None) -> np.ndarray:
+    """Each row predicted by a fit without any row of its device: the error on a device with no measurements."""
+    return cross_validate(table, [m.device for m in table.rows], full)
+
+
+def range_quantiles(errors: np.ndarray) -> tuple[float, float]:
+    """Low and high RANGE_QUANTILES of log errors, widened for small samples as split-conformal intervals are
+    (level (n + 1) / n further out, capped at the extremes): a few errors understate the tails."""
+    n = len(errors)
+    low, high = RANGE_QUANTILES
+    levels = (max(0.0, 1 - (1 - low) * (n + 1) / n), min(1.0, high * (n + 1) / n))
+    return tuple(float(q) for q in np.quantile(errors, levels))
+
+
 def error_summary(errors: np.ndarray) -> dict:
-    """Figures of a set of log errors: count, median |error| %, share within +-25%, range half-width (log)."""
+    """Figures of a set of log errors (log(predicted / measured)): count, median |error| %, share within +-25%,
+    the range's low and high log quantiles (RANGE_QUANTILES) and, for readers of the symmetric form, its larger
+    half-width."""
     if not len(errors):
         return {"n": 0}
     ratio = np.exp(errors)
+    low, high = range_quantiles(errors)
     return {"n": int(len(errors)),
             "median_abs_error_pct": float(np.median(np.abs(ratio - 1)) * 100),
             "within_25pct": float(np.mean(np.abs(ratio - 1) <= 0.25)),
-            "range_log_halfwidth": float(np.quantile(np.abs(errors), RANGE_QUANTILE))}
+            "range_log_halfwidth": max(abs(low), abs(high)),
+            "log_error_low": low, "log_error_high": high}

@@ -18,7 +18,8 @@ import numpy as np
 from ..devices import DeviceProfile
 from ..errors import UsageError
 from .data import HERE, Measurement, fit_class
-from .fit import FIT_CLASSES, Params, Table, device_key, dominant_precision, offset_device
+from .cores import profile_core
+from .fit import FIT_CLASSES, Params, Table, device_key, dominant_precision, offset_device, predict_log
 from .opcost import KERNEL_CLASSES, OpCost
 
 FIT_FILE = HERE / "fit.json"
@@ -35,24 +36,47 @@ def op_groups(costs: list[OpCost]) -> tuple:
     return tuple((k, f, b, n, p) for (k, f, b, p), n in sorted(groups.items()))
 
 
-def error_for(profile, runtime: str) -> dict:
-    """The leave-one-out error that applies to `profile` on `runtime`, and what it was measured on.
+MIN_ROWS = 8  # fewest cross-validated errors a range is built from; fewer: the next broader group
 
-    Order: the profile's own calibration; its published rows on that runtime family; its published rows on any
-    runtime; the runtime family's rows on all devices; and, for a device with no rows, the leave-device-out error.
+
+def error_keys(family: str, runtime: str, has_rows: bool) -> list[str]:
+    """The groups of cross-validated errors a range may come from, narrowest first. Devices with published rows:
+    leave-one-model-out errors of the same core family and runtime, the runtime, the core family, all rows. Devices
+    without: leave-device-out errors of its core family, then of all devices."""
+    if has_rows:
+        return [f"range:{family}|{runtime}", f"runtime:{runtime}", f"family:{family}", "overall"]
+    return [f"lodo:{family}", "leave-device-out"]
+
+
+BASIS = {"range": "leave-one-model-out over published {runtime} rows on {family} cores",
+         "runtime": "leave-one-model-out over published {runtime} rows on all devices",
+         "family": "leave-one-model-out over published rows on {family} cores (all runtimes)",
+         "overall": "leave-one-model-out over all published rows",
+         "lodo": "leave-device-out over {family} devices",
+         "leave-device-out": "leave-device-out over all published rows"}
+
+
+def error_for(profile, runtime: str) -> dict:
+    """The cross-validated error that applies to `profile` on `runtime`, and what it was measured on.
+
+    The profile's own calibration first; otherwise the held-out-model errors of the narrowest group with at least
+    MIN_ROWS rows (error_keys), or for a device without published rows the held-out-device errors of its core
+    family: the error a user gets on a model (or device) the fit has not seen, not on the rows it was fitted to.
     """
     calibration = getattr(profile, "calibration", None)
     if calibration is not None:
         return {**calibration.error.model_dump(), "basis": f"leave-one-out over {calibration.fitted_on}"}
     errors = shipped_fit()["errors"]
-    candidates = [(f"pair:{profile.name}|{runtime}", f"{profile.name}'s published {runtime} rows"),
-                  (f"device:{profile.name}", f"{profile.name}'s published rows (all runtimes)"),
-                  (f"runtime:{runtime}", f"published {runtime} rows on all devices")]
-    for key, basis in candidates:
+    core, family = profile_core(profile)
+    has_rows = f"device:{profile.name}" in errors
+    for key in error_keys(family, runtime, has_rows):
         summary = errors.get(key)
-        if summary and summary["n"] >= 5:
-            return {**summary, "basis": f"leave-one-out over {basis}"}
-    return {**errors["leave-device-out"], "basis": "leave-device-out over all published rows (no rows of its own)"}
+        if summary and summary["n"] >= MIN_ROWS or key in ("overall", "leave-device-out"):
+            basis = BASIS[key.split(":")[0]].format(runtime=runtime, family=family)
+            if not has_rows:
+                basis += f" (no published rows for {profile.name}: the shared curves of its {core} cores)"
+            return {**summary, "basis": basis}
+    raise AssertionError("unreachable: the last key always answers")
 
 
 def params_for(profile) -> Params:
@@ -72,19 +96,23 @@ def calibrated(costs: list[OpCost], profile, threads: int, runtime: str = "onnxr
                       ops=groups)
     params = params_for(profile)
     table = Table([row], {profile.name: profile})
-    seconds = table.op_seconds(params.shape) * math.exp(params.offset(profile.name, "big", runtime, precision,
-                                                                         min(threads, profile.cpu.cores)))
+    offset = predict_log(table, params)[0] - table.log_base(params.shape)[0]
+    seconds = table.op_seconds(params.shape) * math.exp(offset)
     by_class = dict.fromkeys(KERNEL_CLASSES, 0.0)
     for cls_index, s in zip(table.cls, seconds):
         by_class[FIT_CLASSES[cls_index].split("/")[0]] += float(s) * 1e3
     total = float(np.sum(seconds)) * 1e3
     error = error_for(profile, runtime)
-    width = math.exp(error["range_log_halfwidth"])
-    known = {f"device:{device_key(profile.name, 'big')}", f"runtime:{runtime}"}
-    unseen = [k.split(":")[0] for k in sorted(known) if k not in params.offsets]
-    return {"estimate_ms": total, "low_ms": total / width, "high_ms": total * width,
-            "by_class": {k: v for k, v in by_class.items() if v}, "error": error, "runtime": runtime,
-            "unseen": unseen}
+    # errors are log(predicted / measured): the measurement lies below the estimate by the high quantile at most
+    low = error.get("log_error_low", -error["range_log_halfwidth"])
+    high = error.get("log_error_high", error["range_log_halfwidth"])
+    core, family = table.cores[0]
+    known = {"device": f"device:{device_key(profile.name, 'big')}", "runtime": f"runtime:{runtime}",
+             "core type": f"core:{core}", "core family": f"family:{family}"}
+    unseen = [word for word, key in known.items() if key not in params.offsets]
+    return {"estimate_ms": total, "low_ms": total * math.exp(-max(high, 0.0)),
+            "high_ms": total * math.exp(-min(low, 0.0)), "by_class": {k: v for k, v in by_class.items() if v},
+            "error": error, "runtime": runtime, "unseen": unseen}
 
 
 @dataclass(frozen=True)

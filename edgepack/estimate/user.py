@@ -31,6 +31,7 @@ from .fit import Table, dominant_precision, error_summary, fit_offsets, offset_d
 CSV_COLUMNS = ("file", "latency_ms", "threads")
 OPTIONAL_COLUMNS = ("runtime", "sequence_length", "signature")
 DEFAULT_SEQUENCE = 128
+PROFILE_ERROR_FIELDS = ("n", "median_abs_error_pct", "within_25pct", "range_log_halfwidth")
 
 
 def model_inputs(path: Path, sequence_length: int = DEFAULT_SEQUENCE, signature: str | None = None) -> dict:
@@ -157,7 +158,9 @@ def calibrate(profile, csv_path: str | Path) -> dict:
     data = profile.model_dump(mode="json", exclude_none=True)
     data["calibration"] = {"fitted_on": f"{len(own)} measurements in {Path(csv_path).name} + {first} published rows",
                            "offsets": {k: round(float(v), 4) for k, v in offsets.items()},
-                           "error": {k: round(float(v), 4) if isinstance(v, float) else int(v) for k, v in summary.items()}}
+                           # the profile schema's symmetric form (devices.ErrorSummary): a few own rows give no tails
+                           "error": {k: round(float(v), 4) if isinstance(v, float) else int(v)
+                                     for k, v in summary.items() if k in PROFILE_ERROR_FIELDS}}
     predicted = np.exp(predict_log(table, full)[first:]) * 1e3
     fits = [{"file": m.source, "measured_ms": m.latency_ms, "fitted_ms": float(p)}
             for m, p in zip(own, predicted)]
