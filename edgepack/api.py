@@ -144,11 +144,21 @@ def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
               "warmup": options.warmup},
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
                *notes],
-        edgepack_version=__version__, distillation=distillation)
+        edgepack_version=__version__, distillation=distillation, workload=p.workload)
     write_all(report, tmp)
     write_manifest(tmp, p.source, p.task.name, manifest_artifacts,
                    {"sequence_length": p.sequence_length, "tokenizer": "tokenizer/", "passed": report.passed})
     return report
+
+
+def _gate_length(p: Plan, io: dict) -> int:
+    """The sequence length the device latency is gated at: the evaluation data's p90 token length (what most of the
+    workload needs), rounded up to the bucket a fixed-shape file would run it on; the run's maximum without text."""
+    if p.workload is None:
+        return p.sequence_length
+    length = max(1, min(p.workload["p90"], p.sequence_length))
+    buckets = sorted(int(name[4:]) for name in io.get("signatures", {}) if name.startswith("seq_") and name[4:].isdigit())
+    return next((b for b in buckets if b >= length), length)
 
 
 class _ArtifactFailed(Exception):
@@ -210,15 +220,19 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         from .estimate.host import host_check  # the host as a profile: estimate vs this very measurement
         from .estimate.predict import estimate_latency
 
-        costs = None
-        names = {i["name"] for i in target.inputs_outputs(path)["inputs"]}
+        io = target.inputs_outputs(path)
+        names = {i["name"] for i in io["inputs"]}
+        gate_length = _gate_length(p, io)
+        costs = at_max = None
         try:
             runtime = runtime_family(path)
-            costs = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+            at_max = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+            costs = at_max if gate_length == p.sequence_length else count_costs(
+                path, {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
         except NotImplementedError as exc:
             result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
-        if costs is not None:
-            result.latency_ms.host.estimate = host_check(costs, host["p50"], host["threads"], runtime)
+        if at_max is not None:
+            result.latency_ms.host.estimate = host_check(at_max, host["p50"], host["threads"], runtime)
         for profile in p.profiles:
             est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
             fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
@@ -227,7 +241,9 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
             result.checks += checks
             passed, budget = all(c.passed for c in checks), profile.budgets.max_latency_ms
             result.latency_ms.devices[profile.name] = DeviceLatency(
-                est.estimate_ms, budget, passed, est.low_ms, est.high_ms, est.threads, est.by_class, est.note) \
+                est.estimate_ms, budget, passed, est.low_ms, est.high_ms, est.threads, est.by_class, est.note,
+                length=gate_length, at_max_length=(est.estimate_ms if costs is at_max else
+                                                   estimate_latency(at_max, profile, runtime=runtime).estimate_ms)) \
                 if est else DeviceLatency(None, budget, passed, note="no cost model for this format")
     except Exception as exc:  # noqa: BLE001 - any toolchain failure fails this artifact only
         raise _ArtifactFailed(stage) from exc

@@ -101,6 +101,7 @@ class Plan:
     profiles: list[devices_mod.DeviceProfile]
     threads: int
     distill: object = None  # a compress.distill.DistillSpec, or None
+    workload: dict | None = None  # token lengths of the evaluation data (Task.workload_lengths); None for images
     options: PackOptions = field(default_factory=lambda: PackOptions(out=Path(".")))  # as given, for what is not
     # resolved above (runs, warm-up, search budget, data overrides)
 
@@ -176,7 +177,7 @@ def plan(model: str, options: PackOptions) -> Plan:
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [usable_cores()]),
-                distill=distill_spec, options=options)
+                distill=distill_spec, options=options, workload=task.workload_lengths(dataset.texts, seq_len))
 
 
 def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, dict[str, list[str]]]:

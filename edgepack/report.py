@@ -38,6 +38,8 @@ class DeviceLatency:
     threads: int | None = None
     by_class: dict = field(default_factory=dict)
     note: str = ""
+    length: int | None = None  # the sequence length estimated and gated: the workload's p90 (Report.workload)
+    at_max_length: float | None = None  # the estimate at the run's maximum sequence length, for comparison
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     edgepack_version: str = ""
     distillation: dict | None = None  # the training record when --distill built a student
+    workload: dict | None = None  # the evaluation data's token lengths (p50, p90, max); device latency gated at p90
 
     @property
     def passed(self) -> bool:
@@ -173,8 +176,8 @@ def to_markdown(report: Report) -> str:
              f"{', labelled' if report.data.get('labels') else ''}). Host latency: batch 1, sequence length "
              f"{report.sequence_length}, {host.get('threads')} threads, {host.get('warmup')} warm-up runs excluded, "
              f"{host.get('runs')} timed runs, on {host.get('cpu')}. Device latencies are calibrated estimates from the "
-             "exported graph's op costs (range: the fit's leave-one-out error), not measurements, unless marked "
-             "measured.", "",
+             "exported graph's op costs (range: the fit's error on held-out models), not measurements, unless marked "
+             f"measured{_workload_words(report)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += compression_sections(report)
@@ -207,6 +210,15 @@ def to_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def _workload_words(report: Report) -> str:
+    w = report.workload
+    if not w:
+        return ""
+    return (f"; they are estimated and gated at the evaluation data's p90 token length, {w['p90']} tokens (p50 "
+            f"{w['p50']}, max {w['max']}; fixed-shape files at the bucket that holds it), not at the maximum "
+            f"{w['max_length']}, which the report.json gives as `at_max_length`")
 
 
 def to_table(report: Report) -> str:

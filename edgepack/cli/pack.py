@@ -67,10 +67,17 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
         click.echo(report.to_json(), nl=False)
     else:
         click.echo(to_table(report))
+        if report.workload and report.devices:
+            w = report.workload
+            click.echo(f"device estimates at the data's p90 length: {w['p90']} tokens (max {w['max_length']}; "
+                       "report.json has both)")
         for failure in report.failures():
             click.echo(f"FAILED {failure}", err=True)
         for note in report.notes:
             click.echo(f"note: {note}", err=True)
-        click.echo(f"{'PASSED' if report.passed else 'FAILED'}: wrote {out}/ (report.md, report.json, manifest.json)")
+        from ..report import RENDERERS
+
+        click.echo(f"{'PASSED' if report.passed else 'FAILED'}: wrote {out}/ ({', '.join(sorted(RENDERERS))}, "
+                   "manifest.json)")
     if not report.passed:
         sys.exit(EXIT_GATES_FAILED)

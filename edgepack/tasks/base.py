@@ -81,6 +81,15 @@ class Task:
             feed = self.encode([text], seq_len, pad_to_max=True)
         return feed
 
+    def workload_lengths(self, texts: list[str], max_length: int) -> dict | None:
+        """Token lengths of the evaluation texts (p50, p90, max, each at most `max_length`): the length the device
+        latency is gated at is the workload's p90, not the recipe's maximum, which few inputs reach."""
+        if not texts:
+            return None
+        lengths = np.array([int(self.encode([t], max_length)["attention_mask"].sum()) for t in texts])
+        return {"p50": int(np.percentile(lengths, 50)), "p90": int(np.ceil(np.percentile(lengths, 90))),
+                "max": int(lengths.max()), "max_length": max_length, "samples": len(lengths)}
+
     def graph_pooling(self) -> tuple[str, bool] | None:
         """Post-processing a target should build into the graph: (pooling mode, normalise), or None."""
         return None

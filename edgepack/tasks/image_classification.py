@@ -57,6 +57,9 @@ class ImageClassification(TextClassification):
             raise DataError(f"cannot read image: {exc}") from exc
         return {"pixel_values": self.processor(images=loaded, return_tensors="np")["pixel_values"].astype(np.float32)}
 
+    def workload_lengths(self, images: list[str], max_length: int) -> dict | None:
+        return None  # images have one size: the latency at it is the workload's
+
     def latency_inputs(self, images: list[str], seq_len: int) -> dict[str, np.ndarray]:
         return self.encode(images[:1])
 
