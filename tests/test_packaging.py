@@ -29,3 +29,13 @@ def test_import_loads_no_heavy_toolchain():
            "'transformers', 'optimum') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_devices_list_and_show_import_no_onnx_or_torch():
+    """Reading device YAML is light: `devices list` and `devices show NAME` load neither the estimate's onnx nor torch."""
+    code = ("import sys; from edgepack.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'transformers') if m in sys.modules))")
+    for args in (["devices", "list"], ["devices", "show", "raspberry-pi-4"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+        assert "raspberry-pi-4" in done.stdout and done.stdout.strip().splitlines()[-1] == "HEAVY []", args
