@@ -307,3 +307,68 @@ def test_pack_with_distill_puts_student_beside_teacher(run_cli, tiny_embedder, t
     assert "Distillation: teacher vs student" in md and "student fp32" in stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert {a["model"] for a in manifest["artifacts"]} == {"teacher", "student"}
+
+
+def test_search_drives_the_tflite_target_too(run_cli, tiny_embedder, tweets_csv, tmp_path, monkeypatch):
+    """`pack --target tflite --precision int8-static --search`: the search knows only the Target contract, so it
+    tunes LiteRT's static int8 as it does ONNX's, and a layer it leaves in float keeps float weights in the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgepack.targets.tflite import layer_name
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    compare = FeatureExtraction.compare
+
+    def harsher(self, reference, candidate, labels):  # any quantized layer misses: the fallback must run
+        acc = compare(self, reference, candidate, labels)
+        acc.drop += 0.5 * (acc.drop > 1e-6)
+        return acc
+
+    monkeypatch.setattr(FeatureExtraction, "compare", harsher)
+    out = tmp_path / "out"
+    code, _, err = run_cli("pack", tiny_embedder, "--out", out, "--data", tweets_csv, "--target", "tflite",
+                           "--precision", "int8-static", "--max-accuracy-drop", "0.1", "--search-budget", "90",
+                           "--runs", "5", "--warmup", "1")
+    assert code in (0, 1), err
+    art = json.loads((out / "report.json").read_text())["artifacts"][0]
+    s = art["settings"]["search"]
+    assert art["path"].endswith(".tflite") and (out / art["path"]).is_file()
+    assert s["layers_total"] > 0 and s["layers_measured"] > 0 and s["candidates"][0]["name"] == "full-default"
+    floats = [c for c in s["candidates"] if c["layers_in_float"]]
+    assert floats, "the fallback left no layer in float"
+    # the kept file holds exactly its float layers with float32 weights, the other weighted layers with int8
+    interpreter = Interpreter(model_path=str(out / art["path"]))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weights = {layer_name(tensors[op["outputs"][0]]["name"]): tensors[op["inputs"][1]]["dtype"].__name__
+               for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"}
+    in_float = set(s["layers_in_float"])
+    assert in_float <= {name for name, dtype in weights.items() if dtype == "float32"}
+    assert all(dtype == "int8" for name, dtype in weights.items() if dtype != "float32")
+
+
+def test_tflite_static_int8_leaves_the_excluded_layers_in_float_and_says_what_the_file_holds(tiny_embedder, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgepack.registry import TARGETS
+    from edgepack.source import resolve
+    from edgepack.targets.tflite import layer_name
+    from edgepack.tasks.feature_extraction import FeatureExtraction
+
+    task = FeatureExtraction(resolve(str(tiny_embedder)))
+    target = TARGETS.get("tflite")(tmp_path)
+    exported = target.export(task.source, task, ExportSettings(32, [32], calibration=[t for t, _ in SENTENCES]))
+    layers = target.quantizable_layers("int8-static", exported)
+    assert len(layers) > 4
+    tuning = target.default_tuning("int8-static")
+    settings = target.build("int8-static", exported, tmp_path / "m.tflite",
+                            Tuning(tuning.samples, tuple(layers[:2]), tuning.knobs))
+    assert settings["layers_excluded"] == layers[:2]
+    interpreter = Interpreter(model_path=str(tmp_path / "m.tflite"))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weights = {layer_name(tensors[op["outputs"][0]]["name"]): tensors[op["inputs"][1]]["dtype"].__name__
+               for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"}
+    in_float = {name for name, dtype in weights.items() if dtype == "float32"}
+    # The excluded layers stay float; a layer sharing their input (attention's value projection beside query and
+    # key) may too, since that input is then not quantized: the record says what the file holds.
+    assert set(layers[:2]) <= in_float and len(in_float) <= 3 and set(settings["layers_in_float"]) == in_float
+    assert all(dtype == "int8" for name, dtype in weights.items() if name not in in_float)

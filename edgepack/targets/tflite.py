@@ -86,20 +86,24 @@ class TfliteTarget(Target):
             else:
                 used = QUANTIZER_RECIPES[precision]
                 qt = quantizer.Quantizer(str(base), getattr(recipe, used)())
-            calibration = None
+            calibration, excluded = None, []
             if qt.need_calibration:
                 tuning = tuning or self.default_tuning(precision)
-                for layer in tuning.exclude:  # the narrowest scope, an op's output tensor name, wins
-                    qt.update_quantization_recipe(regex=f"^{re.escape(layer)}$", operation_name=_all_ops(),
+                for layer in tuning.exclude:  # an op's scope is its output tensor names, each followed by ";"
+                    qt.update_quantization_recipe(regex=f"^{re.escape(layer)}(;\\d+)*;", operation_name=_all_ops(),
                                                   algorithm_key=_no_quantize())
                 samples = self.calibration_samples(exported, tuning)
                 calibration = qt.calibrate(_calibration_data(exported, samples))
                 about["calibration"] = {"samples": len(samples), "from": exported.settings.calibration_origin,
                                         "method": "min/max"}
-                if tuning.exclude:
-                    about["layers_in_float"] = list(tuning.exclude)
+                excluded = list(tuning.exclude)
             qt.quantize(calibration).export_model(str(dest), overwrite=True)
         stored = weight_bytes_by_dtype(dest)
+        if precision == "int8-static":  # what the file holds, not what was asked: a shared input keeps neighbours float
+            in_float = float_layers(dest)
+            about["layers_in_float"] = in_float
+            if excluded:
+                about["layers_excluded"] = excluded
         # A recipe that matches no op quantizes nothing, silently: check the file, not the call.
         if not any(dtype in stored for dtype in ("int8", "float16")):
             raise ExportError(f"ai-edge-quantizer's {used} left every weight in float32",
@@ -116,7 +120,7 @@ class TfliteTarget(Target):
         """The weighted ops static int8 quantizes (fully connected and convolutions), by output tensor name."""
         interpreter = _interpreter(exported.folder / "model.tflite")
         names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-        return list(dict.fromkeys(names[op["outputs"][0]] for op in interpreter._get_ops_details()
+        return list(dict.fromkeys(layer_name(names[op["outputs"][0]]) for op in interpreter._get_ops_details()
                                   if op["op_name"] in WEIGHTED_OPS and len(op["outputs"])))
 
     @staticmethod
@@ -139,6 +143,11 @@ class TfliteTarget(Target):
         return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
                 "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
                 if all(name.startswith("seq_") for name in signatures) else "one signature"}
+
+
+def layer_name(tensor_name: str) -> str:
+    """The module path of an op's output tensor, without the converter's ";N" suffixes (one name in every bucket)."""
+    return re.sub(r"(;\d+)+$", "", tensor_name)
 
 
 def signatures(task, settings: ExportSettings) -> dict[str, int | None]:
@@ -205,6 +214,15 @@ def _fp16_recipe():
     manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
                                    algorithm_key=AlgorithmName.FLOAT_CASTING)
     return manager.get_quantization_recipe()
+
+
+def float_layers(path: Path) -> list[str]:
+    """Weighted ops (fully connected, convolutions) whose weights the file holds as float32."""
+    interpreter = _interpreter(path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return list(dict.fromkeys(layer_name(tensors[op["outputs"][0]]["name"]) for op in interpreter._get_ops_details()
+                              if op["op_name"] in WEIGHTED_OPS and len(op["inputs"]) > 1
+                              and tensors[op["inputs"][1]]["dtype"] == np.float32))
 
 
 def weight_bytes_by_dtype(path: Path) -> dict[str, int]:
