@@ -187,6 +187,8 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         found = target.check(path, exported)  # one detail line, or (check name, detail) pairs; failures raise
         result.checks += [Check(name, True, detail)
                           for name, detail in ([("format check", found)] if isinstance(found, str) else found)]
+        result.notes += [detail.removeprefix("warning: ") for c in result.checks
+                         if (detail := c.detail).startswith("warning: ")]
         result.sha256, result.size_bytes = sha256(path), size_of(path)
         size_mb = result.size_bytes / 1e6
         result.deployment = target.deployment(result.precision, exported)
