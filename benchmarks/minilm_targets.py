@@ -1,13 +1,14 @@
-"""Benchmark: every ONNX, TFLite and Core ML artifact of all-MiniLM-L6-v2 from one `edgepack pack` run.
+"""Benchmark: every ONNX, TFLite, Core ML and ExecuTorch artifact of all-MiniLM-L6-v2 from one `edgepack pack` run.
 
     .venv/bin/python benchmarks/minilm_targets.py [--threads 2] [--rounds 5] [--runs 100]   # writes minilm_targets.md
 
 1. Size, fidelity (1,000 real tweets, one at a time at natural length, through each runtime) and host latency of
    every artifact, as the pack report gives them (Core ML: the Linux checks; it cannot execute here).
-2. The speed claim, sequence length 128: TFLite dynamic int8 vs ONNX fp32 p50, each timed as `pack` times it (a
-   fresh process, warm-up excluded), alternating `rounds` times, so that this shared machine's drift hits both
+2. The speed claim, sequence length 128: TFLite and ExecuTorch dynamic int8 (and ExecuTorch fp32) vs ONNX fp32 p50,
+   each timed as `pack` times it (a fresh process, warm-up excluded), alternating `rounds` times, so that this shared machine's drift hits both
    alike (in one process, onnxruntime's spinning workers would slow LiteRT between its own turns).
-3. Natural lengths: mean latency per tweet over 300 tweets (ONNX: dynamic axes; TFLite: smallest bucket that fits).
+3. Natural lengths: mean latency per tweet over 300 tweets (ONNX: dynamic axes; TFLite and ExecuTorch: the smallest
+   bucket that fits).
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ import numpy as np
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 HERE = Path(__file__).resolve().parent
-PRECISIONS = ["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static", "int4-palettized"]
+PRECISIONS = ["fp32", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "int8-static", "int4-palettized", "8da4w"]
 
 
 def sessions(out: Path, threads: int) -> dict:
+    from edgepack.runtimes.executorch import ExecuTorchSession
     from edgepack.runtimes.litert import LiteRtSession
     from edgepack.runtimes.onnxruntime import OnnxRuntimeSession
 
-    return {"onnx fp32": OnnxRuntimeSession(out / "onnx/model-fp32.onnx", threads),
-            "onnx int8-dynamic": OnnxRuntimeSession(out / "onnx/model-int8-dynamic.onnx", threads),
+    # onnxruntime without spinning: its idle workers would slow the other sessions of this process between turns
+    return {"onnx fp32": OnnxRuntimeSession(out / "onnx/model-fp32.onnx", threads, spin=False),
+            "onnx int8-dynamic": OnnxRuntimeSession(out / "onnx/model-int8-dynamic.onnx", threads, spin=False),
             "tflite fp32": LiteRtSession(out / "tflite/model-fp32.tflite", threads),
-            "tflite int8-dynamic": LiteRtSession(out / "tflite/model-int8-dynamic.tflite", threads)}
+            "tflite int8-dynamic": LiteRtSession(out / "tflite/model-int8-dynamic.tflite", threads),
+            "executorch fp32": ExecuTorchSession(out / "executorch/model-fp32.pte", threads),
+            "executorch int8-dynamic": ExecuTorchSession(out / "executorch/model-int8-dynamic.pte", threads)}
 
 
 def natural_lengths(candidates: dict, task, texts: list[str]) -> dict[str, float]:
@@ -62,7 +67,7 @@ def main() -> None:
 
     out = args.out or Path(tempfile.mkdtemp()) / "minilm"
     started = time.time()
-    report = pack(MODEL, PackOptions(out=out, recipe="minilm-embeddings", targets=["onnx", "tflite", "coreml"],
+    report = pack(MODEL, PackOptions(out=out, recipe="minilm-embeddings", targets=["onnx", "tflite", "coreml", "executorch"],
                                      precisions=PRECISIONS, threads=args.threads, runs=args.runs, force=True))
     pack_minutes = (time.time() - started) / 60
 
@@ -72,7 +77,9 @@ def main() -> None:
     task = minilm_task()
     feed = task.encode([" ".join(["edge"] * 200)], 128)
     assert int(feed["attention_mask"].sum()) == 128
-    files = {"onnx fp32": out / "onnx/model-fp32.onnx", "tflite int8-dynamic": out / "tflite/model-int8-dynamic.tflite"}
+    files = {"onnx fp32": out / "onnx/model-fp32.onnx", "tflite int8-dynamic": out / "tflite/model-int8-dynamic.tflite",
+             "executorch fp32": out / "executorch/model-fp32.pte",
+             "executorch int8-dynamic": out / "executorch/model-int8-dynamic.pte"}
     rounds: dict[str, list[dict]] = {name: [] for name in files}
     for _ in range(args.rounds):
         for name, path in files.items():
@@ -82,14 +89,14 @@ def main() -> None:
     texts = load_tweets(300)
     natural = natural_lengths(candidates, task, texts)
 
-    lines = ["# MiniLM through ONNX, TFLite (LiteRT) and Core ML", "",
+    lines = ["# MiniLM through ONNX, TFLite (LiteRT), Core ML and ExecuTorch", "",
              f"Command: `.venv/bin/python benchmarks/minilm_targets.py --threads {args.threads} --rounds "
              f"{args.rounds} --runs {args.runs}`. Host: {report.host['cpu']}, {report.host['cores']} cores, "
              f"{args.threads} threads. One `pack` of {MODEL} ({report.revision}) to every target and precision "
              f"took {pack_minutes:.1f} min.", "",
              "## 1. Every artifact (the pack report)", "",
              "Fidelity: 1,000 tweets (the minilm-embeddings recipe), each through the artifact's own runtime at its "
-             "natural length (TFLite: the smallest signature that fits). Host latency: batch 1, sequence 128, "
+             "natural length (TFLite and ExecuTorch: the smallest signature or method that fits). Host latency: batch 1, sequence 128, "
              f"{args.runs} timed runs after 10 warm-up, each artifact in a fresh process.", "",
              "| target | precision | size MB | vs fp32 size | cosine mean | cosine p1 | probe agreement | host p50 ms "
              "| result | how |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -108,7 +115,8 @@ def main() -> None:
             f"{host.p50:.2f}" if host else ("not run here" if a.not_run else "-"),
             "pass" if a.passed else f"FAIL: {failed[:160]}", how]) + " |")
     ratio = p50["tflite int8-dynamic"] / p50["onnx fp32"]
-    lines += ["", "## 2. Speed claim: TFLite dynamic int8 vs ONNX fp32, sequence 128, alternating fresh processes", "",
+    et_ratio = p50["executorch int8-dynamic"] / p50["onnx fp32"]
+    lines += ["", "## 2. Speed at sequence 128: int8 and fp32 vs ONNX fp32, alternating fresh processes", "",
               f"{args.rounds} rounds; in each, each artifact is timed in a fresh process ({args.runs} runs after 20 "
               "warm-up), as `pack` times it.", "",
               "| artifact | median p50 ms | p50 of each round |", "|---|---|---|"]
@@ -117,6 +125,8 @@ def main() -> None:
         lines.append(f"| {name} | {p50[name]:.2f} | {each} |")
     lines += ["", f"**TFLite int8-dynamic p50 / ONNX fp32 p50 = {ratio:.3f}** (medians; limit 0.30); per round: "
               + ", ".join(f"{r:.3f}" for r in per_round) + ".", "",
+              f"ExecuTorch int8-dynamic p50 / ONNX fp32 p50 = {et_ratio:.3f}; ExecuTorch fp32 / ONNX fp32 = "
+              f"{p50['executorch fp32'] / p50['onnx fp32']:.3f}.", "",
               "## 3. Natural lengths (300 tweets, mean latency per tweet, same sessions)", "",
               f"Mean tokens per tweet: {natural.pop('_tokens'):.1f}.", "", "| artifact | mean ms per tweet |",
               "|---|---|"]
@@ -129,6 +139,7 @@ def main() -> None:
     (HERE / "minilm_targets.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     (HERE / "minilm_targets.json").write_text(json.dumps({"p50": p50, "ratio": ratio, "per_round": per_round,
+                                                          "executorch_int8_ratio": et_ratio,
                                                           "natural": natural}, indent=2) + "\n")
 
 
