@@ -4,6 +4,7 @@ Errors go through cli.main's single boundary."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -24,9 +25,11 @@ def error_lines(profile) -> list[str]:
     lines = []
     for runtime in ("xnnpack", "onnxruntime"):
         e = error_for(profile, runtime)
-        width = 2.718281828 ** e["range_log_halfwidth"]
+        # errors are log(estimate / measured): the range runs from estimate / e^high to estimate / e^low
+        low = math.exp(-max(e.get("log_error_high", e["range_log_halfwidth"]), 0.0))
+        high = math.exp(-min(e.get("log_error_low", -e["range_log_halfwidth"]), 0.0))
         lines.append(f"{runtime}: median error {e['median_abs_error_pct']:.0f}%, {e['within_25pct']:.0%} within "
-                     f"+-25%, range x/{width:.2f} ({e['basis']}, n={e['n']})")
+                     f"+-25%, range x{low:.2f} to x{high:.2f} of the estimate ({e['basis']}, n={e['n']})")
     return lines
 
 

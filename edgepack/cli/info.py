@@ -60,7 +60,7 @@ def devices_show(name):
 
     profile = resolve_profile(name)
     click.echo(yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True), sort_keys=False).rstrip())
-    click.echo("estimate_error:  # leave-one-out error of the calibrated latency estimate")
+    click.echo("estimate_error:  # the calibrated estimate's error on models it was not fitted on")
     for line in error_lines(profile):
         click.echo(f"  {line}")
 
