@@ -103,13 +103,6 @@ def build_student(teacher, layers: list[int]):
     return student
 
 
-def _pooled(hidden, mask, mode: str):
-    if mode == "cls":
-        return hidden[:, 0]
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
 def distill(task, texts: list[str], spec: DistillSpec, dest: Path, progress=None) -> dict:
     """Train a student for `task`'s source model on `texts`; save it as a model folder at `dest`. Returns the
     training record for the report. `progress` is edgepack's Progress (a bar over steps)."""
@@ -127,6 +120,9 @@ def distill(task, texts: list[str], spec: DistillSpec, dest: Path, progress=None
         p.requires_grad_(False)
     classify = task.name == "text-classification"
     pooling = getattr(task, "pooling", "mean")
+    from ..tasks.torch_module import Pooler
+
+    pool = Pooler(pooling, normalize=False)  # the same pooling the exported graphs build in
     optim = torch.optim.AdamW(student.parameters(), lr=spec.lr, weight_decay=0.01)
     warm = max(1, spec.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / warm) * max(0.05, 1 - s / spec.steps))
@@ -145,7 +141,7 @@ def distill(task, texts: list[str], spec: DistillSpec, dest: Path, progress=None
             return torch.nn.functional.kl_div(torch.nn.functional.log_softmax(out.logits / t, -1), soft,
                                               log_target=True, reduction="batchmean") * t * t
         mask = enc["attention_mask"]
-        want, got = _pooled(target.last_hidden_state, mask, pooling), _pooled(out.last_hidden_state, mask, pooling)
+        want, got = pool(target, mask), pool(out, mask)  # the task's own pooling (cls, max, mean, mean_sqrt_len)
         cosine = torch.nn.functional.cosine_similarity(got, want, dim=-1).mean()
         # Match direction (what similarity search uses) and scale (what a probe or a distance threshold sees).
         return (1 - cosine) + torch.nn.functional.mse_loss(got, want) / want.pow(2).mean().clamp(min=1e-9)
