@@ -24,6 +24,7 @@ class HostLatency:
     speedup_vs_fp32: float | None = None  # fp32's p50 over this p50, same target (None for fp32 itself)
     speedup_retimed: list[float] | None = None  # the alternating re-timings that confirmed a slowdown
     estimate: dict | None = None  # the host profile's estimate beside this measurement (a check on the cost model)
+    histogram: dict | None = None  # the timed runs' distribution: {"edges": [ms, ...], "counts": [...]}
 
 
 @dataclass
@@ -190,7 +191,7 @@ def to_markdown(report: Report) -> str:
             lines.append(f"Ran on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
         if a.accuracy:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                for k, v in a.accuracy.details.items())
+                                for k, v in a.accuracy.details.items() if not isinstance(v, dict))
             lines.append(f"Accuracy: {details}.")
         check = a.latency_ms.host.estimate if a.latency_ms.host else None
         if check:
