@@ -152,11 +152,24 @@ def renderer(filename: str):
     return register
 
 
+def discover() -> dict[str, Callable[[Report], str]]:
+    """RENDERERS with the renderers of the sibling modules `report_*.py` that use `@renderer(`, imported on first
+    use: found by reading, like the registries, so this module depends on none of them (report.html's need
+    matplotlib) and a new format is still one file."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("report_*.py")):
+        if "\n@renderer(" in path.read_text(encoding="utf-8"):
+            importlib.import_module(f"{__package__}.{path.stem}")
+    return RENDERERS
+
+
 def write_all(report: Report, folder) -> list[str]:
     """Every registered rendering of `report` into `folder`; returns the file names written."""
     from pathlib import Path
 
-    for name, render in RENDERERS.items():
+    for name, render in discover().items():
         (Path(folder) / name).write_text(render(report), encoding="utf-8")
     return list(RENDERERS)
 
