@@ -146,6 +146,7 @@ def fidelity(report):
                     [classes.index(c) + (i - len(by_class) / 2) * 0.08 for c in shown], "o", label=label, ms=5)
         ax.set_yticks(range(len(classes)), [f"{c} (n={by_class[0][1][c][1]})" for c in classes])
         ax.invert_yaxis()
+        ax.margins(y=0.15)
         ax.set_xlabel("agreement with the source's top-1", fontsize=8)
         fig.legend(fontsize=7, ncols=2, loc="outside lower center")
         return ("Per-class fidelity", "The share of each class's samples (by the source's prediction) on which the "

@@ -111,3 +111,15 @@ def test_report_html_in_headless_chromium(tmp_path):
     assert "onnx/int8-dynamic: max_accuracy_drop: drop 0.0213 vs limit 0.0100: over by 0.0113" in verdict
     assert "coreml/fp16: file checks only, not run here" in verdict
     assert overflow <= 0 and widest <= 400  # the page never scrolls sideways on a phone; the tables do inside
+
+
+def test_classification_and_empty_reports_render(tmp_path):
+    from edgepack.report_html import to_html
+
+    a = ArtifactResult("onnx", "int8-dynamic", "onnx/model-int8-dynamic.onnx", sha256="0" * 64, size_bytes=10**6)
+    a.accuracy = Accuracy("top1_agreement", 0.9, 0.1, {"top1_agreement": 0.9, "agreement_by_class": {
+        "positive": [40, 42], "negative": [41, 48], "neutral": [9, 10]}})
+    page = to_html(Report("m", "r", "text-classification", None, [a], devices=["raspberry-pi-4"]))
+    assert page.count("<img") == 2 and "Per-class fidelity" in page  # size, agreement by class
+    empty = to_html(Report("m", "r", "t", None, []))
+    assert "FAILED: no artifact was built" in empty and "Nothing to plot" in empty
