@@ -213,7 +213,8 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         stage = "latency run"
         progress.stage(f"{label}: timing ({p.options.runs} runs, {p.threads} threads)")
         host = latency.measure(path, timing_inputs, p.threads, p.options.warmup, p.options.runs)
-        result.latency_ms.host = HostLatency(**{k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")})
+        result.latency_ms.host = HostLatency(**{k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")},
+                                             histogram=host.get("histogram"))
         result.memory_mb = host["memory_mb"]
         result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
         result.notes += unmeasured(p.gates, acc)

@@ -24,6 +24,7 @@ class HostLatency:
     speedup_vs_fp32: float | None = None  # fp32's p50 over this p50, same target (None for fp32 itself)
     speedup_retimed: list[float] | None = None  # the alternating re-timings that confirmed a slowdown
     estimate: dict | None = None  # the host profile's estimate beside this measurement (a check on the cost model)
+    histogram: dict | None = None  # the timed runs' distribution: {"edges": [ms, ...], "counts": [...]}
 
 
 @dataclass
@@ -151,11 +152,24 @@ def renderer(filename: str):
     return register
 
 
+def discover() -> dict[str, Callable[[Report], str]]:
+    """RENDERERS with the renderers of the sibling modules `report_*.py` that use `@renderer(`, imported on first
+    use: found by reading, like the registries, so this module depends on none of them (report.html's need
+    matplotlib) and a new format is still one file."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("report_*.py")):
+        if "\n@renderer(" in path.read_text(encoding="utf-8"):
+            importlib.import_module(f"{__package__}.{path.stem}")
+    return RENDERERS
+
+
 def write_all(report: Report, folder) -> list[str]:
     """Every registered rendering of `report` into `folder`; returns the file names written."""
     from pathlib import Path
 
-    for name, render in RENDERERS.items():
+    for name, render in discover().items():
         (Path(folder) / name).write_text(render(report), encoding="utf-8")
     return list(RENDERERS)
 
@@ -190,7 +204,7 @@ def to_markdown(report: Report) -> str:
             lines.append(f"Ran on this host: {ran}. Not run: accuracy, latency, memory ({a.not_run}).")
         if a.accuracy:
             details = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                for k, v in a.accuracy.details.items())
+                                for k, v in a.accuracy.details.items() if not isinstance(v, dict))
             lines.append(f"Accuracy: {details}.")
         check = a.latency_ms.host.estimate if a.latency_ms.host else None
         if check:

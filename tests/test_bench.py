@@ -14,6 +14,8 @@ def test_latency_and_memory_in_a_clean_process(tiny_embedder, tmp_path):
     result = latency.measure(folder / "model.onnx", feed, threads=1, warmup=2, runs=10)
     assert result["runs"] == 10 and result["threads"] == 1
     assert 0 < result["p50"] <= result["p90"]
+    spread = result["histogram"]  # every timed run, in a few bins (report.html plots it)
+    assert sum(spread["counts"]) == 10 and len(spread["edges"]) == len(spread["counts"]) + 1
     # The child process starts afresh: its peak is that of onnxruntime and a tiny model, not of this PyTorch process.
     assert 0 < result["memory_mb"] < result["peak_rss_mb"] < 500
 

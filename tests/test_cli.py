@@ -62,6 +62,10 @@ def test_pack_writes_artifacts_manifest_and_report(packed):
             assert isinstance(est["passed"], bool)
         assert all({"name", "passed", "detail"} <= set(c) for c in artifact["checks"])
     assert "# edgepack report" in (out / "report.md").read_text()
+    html = (out / "report.html").read_text()  # beside report.md, with the run's distributions plotted
+    assert html.startswith("<!doctype html>") and "PASSED" in html and 'src="data:image/png;base64,' in html
+    assert all(sum(a["latency_ms"]["host"]["histogram"]["counts"]) == 5 and
+               sum(a["accuracy"]["details"]["cosine_histogram"]["counts"]) == 24 for a in report["artifacts"])
 
 
 def test_manifest_hashes_every_file(packed):

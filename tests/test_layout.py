@@ -20,7 +20,7 @@ STAGES = [
     ("targets", ["targets"]),
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
-    ("report", ["report"]),
+    ("report", ["report", "report_html", "report_plots"]),
     ("pipeline", ["plan", "search", "api"]),
     ("cli", ["cli", "__main__"]),
 ]

@@ -26,7 +26,7 @@ def test_wheel_ships_every_recipe_and_device_profile(tmp_path):
 
 def test_import_loads_no_heavy_toolchain():
     code = "import sys, edgepack, edgepack.cli; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', " \
-           "'transformers', 'optimum') if m in sys.modules))"
+           "'transformers', 'optimum', 'matplotlib') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

@@ -48,6 +48,9 @@ def test_embedding_compare_scores_cosine_and_probe(tiny_embedder):
     noisy = ref + np.random.default_rng(0).normal(0, 0.5, ref.shape).astype(np.float32)
     worse = task.compare(ref, noisy, None)
     assert worse.value < 0.95 and worse.drop > 0.05 and worse.details["cosine_p1"] <= worse.value
+    spread = worse.details["cosine_histogram"]  # the per-sample distribution, compact: 20 bins
+    assert sum(spread["counts"]) == len(TEXTS) and len(spread["edges"]) == 21
+    assert spread["edges"][0] == pytest.approx(worse.details["cosine_min"], abs=1e-6)
 
 
 def test_probe_agreement_drops_when_embeddings_are_scrambled():
@@ -86,6 +89,7 @@ def test_classification_with_unmatched_labels_uses_agreement(tiny_classifier):
     ref = np.eye(3)[[0, 1, 2, 0]]
     result = task.compare(ref, ref[[0, 1, 2, 1]], ["x", "y", "z", "x"])
     assert result.metric == "top1_agreement" and result.value == 0.75 and "labels_ignored" in result.details
+    assert sorted(result.details["agreement_by_class"].values()) == [[1, 1], [1, 1], [1, 2]]  # by source class
     assert task.label_ids(["0", "2", "1"]).tolist() == [0, 2, 1]
     assert task.label_ids(["0", "7"]) is None and task.label_ids(["-1"]) is None  # not class ids of this model
 

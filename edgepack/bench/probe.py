@@ -42,10 +42,12 @@ def measure(path: str, inputs: dict, threads: int, warmup: int, runs: int) -> di
         session.run(inputs)
         times.append((time.perf_counter() - start) * 1000)
     peak = _status_mb("VmHWM")
+    counts, edges = np.histogram(times, bins=min(20, max(runs // 5, 1)))  # for report.html's plot, kept small
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
             "mean": float(np.mean(times)), "min": float(np.min(times)), "runs": runs, "warmup": warmup,
             "threads": threads, "runtime": runtime.name, "runtime_version": runtime.version(),
-            "peak_rss_mb": peak, "baseline_rss_mb": baseline, "memory_mb": max(peak - baseline, 0.0)}
+            "peak_rss_mb": peak, "baseline_rss_mb": baseline, "memory_mb": max(peak - baseline, 0.0),
+            "histogram": {"edges": [float(f"{e:.5g}") for e in edges], "counts": counts.tolist()}}
 
 
 if __name__ == "__main__":

@@ -119,11 +119,19 @@ class FeatureExtraction(Task):
     def compare(self, reference, candidate, labels):
         cos = np.sum(_normalize(reference) * _normalize(candidate), axis=1)
         details = {"cosine_mean": float(cos.mean()), "cosine_p1": float(np.percentile(cos, 1)),
-                   "cosine_min": float(cos.min()), "samples": int(len(cos))}
+                   "cosine_min": float(cos.min()), "samples": int(len(cos)),
+                   "cosine_histogram": _histogram(cos)}  # per-sample spread, for report.html; 20 bins, not N floats
         if labels is not None and len(set(labels)) > 1:
             details.update(probe_check(reference, candidate, labels))
         return Accuracy(metric="cosine_mean", value=details["cosine_mean"], drop=1.0 - details["cosine_mean"],
                         details=details)
+
+
+def _histogram(values: np.ndarray, bins: int = 20) -> dict:
+    values = values.astype(np.float64)  # float32 cosines of an fp32 file can all be equal: give the bins some width
+    lo, hi = float(values.min()), float(values.max())
+    counts, edges = np.histogram(values, bins=bins, range=(lo, max(hi, lo + 1e-6)))
+    return {"edges": [float(f"{e:.9g}") for e in edges], "counts": counts.tolist()}
 
 
 def probe_check(reference: np.ndarray, candidate: np.ndarray, labels: list[str], seed: int = 0) -> dict:

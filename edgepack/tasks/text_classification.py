@@ -46,10 +46,20 @@ class TextClassification(Task):
             return np.array([int(label) for label in labels])
         return None
 
+    def agreement_by_class(self, ref_top: np.ndarray, cand_top: np.ndarray, most: int = 20) -> dict:
+        """{class name: [samples where the artifact agrees, samples]} by the source's prediction, for report.html:
+        the classes the source predicts most often only, so 1000-class models keep report.json small."""
+        names = {int(i): str(n) for i, n in (self.source.config.get("id2label") or {}).items()}
+        ids, totals = np.unique(ref_top, return_counts=True)
+        top = ids[np.argsort(-totals, kind="stable")][:most]
+        return {names.get(int(c), str(int(c))): [int(np.sum(cand_top[ref_top == c] == c)), int(np.sum(ref_top == c))]
+                for c in top}
+
     def compare(self, reference, candidate, labels):
         ref_top, cand_top = reference.argmax(axis=1), candidate.argmax(axis=1)
         details = {"top1_agreement": float(np.mean(ref_top == cand_top)), "samples": int(len(ref_top)),
                    "logits_max_abs_diff": float(np.abs(reference - candidate).max())}
+        details["agreement_by_class"] = self.agreement_by_class(ref_top, cand_top)
         truth = self.label_ids(labels) if labels is not None else None
         if truth is not None:
             details["accuracy_source"] = float(np.mean(ref_top == truth))
