@@ -24,7 +24,7 @@ from .precisions import calibrated, known as known_precisions
 from .registry import TARGETS, TASKS
 from .report import ArtifactResult, DeviceLatency, HostLatency, Report, write_all
 from .source import count_parameters, resolve
-from .buckets import sequence_buckets
+from .buckets import bucket_lengths, sequence_buckets
 from .targets import ExportSettings
 
 
@@ -157,7 +157,7 @@ def _gate_length(p: Plan, io: dict) -> int:
     if p.workload is None:
         return p.sequence_length
     length = max(1, min(p.workload["p90"], p.sequence_length))
-    buckets = sorted(int(name[4:]) for name in io.get("signatures", {}) if name.startswith("seq_") and name[4:].isdigit())
+    buckets = bucket_lengths(io.get("signatures", {}))
     return next((b for b in buckets if b >= length), length)
 
 

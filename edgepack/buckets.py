@@ -14,6 +14,22 @@ def sequence_buckets(requested: list[int], sequence_length: int) -> list[int]:
     return sorted({b for b in buckets if b < sequence_length} | {sequence_length})
 
 
+def bucket_name(length: int) -> str:
+    """The entry point (TFLite signature, ExecuTorch method) of one sequence bucket."""
+    return f"seq_{length}"
+
+
+def bucket_length(name: str) -> int | None:
+    """`seq_64` -> 64; None for a name that is not a bucket."""
+    rest = name.removeprefix("seq_")
+    return int(rest) if rest != name and rest.isdigit() else None
+
+
+def bucket_lengths(names) -> dict[int, str]:
+    """{length: name} of the bucket entry points among `names`, shortest first."""
+    return dict(sorted((n, name) for name in names if (n := bucket_length(name)) is not None))
+
+
 def pad_to(feed: dict[str, np.ndarray], length: int | None, names) -> dict[str, np.ndarray]:
     """`feed` restricted to `names`, padded along the sequence axis to `length` (None: as is)."""
     out = {}

@@ -4,16 +4,14 @@ attention mask 0, as an app would."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..buckets import pad_to
+from ..buckets import bucket_lengths, pad_to
 from ..errors import ExportError, MissingExtra, UsageError
 from ..registry import RUNTIMES
 
-_BUCKET = re.compile(r"^seq_(\d+)$")
 _open_sessions = 0
 
 
@@ -53,7 +51,7 @@ class ExecuTorchSession:
         self.input_names = str(info["constants"].get("edgepack_inputs", "input_ids,attention_mask")).split(",")
         self.output_names = [str(info["constants"].get("edgepack_outputs", "output"))]
         self.methods = {name: self.program.load_method(name) for name in info["methods"]}
-        self.buckets = dict(sorted((int(m.group(1)), name) for name in self.methods if (m := _BUCKET.match(name))))
+        self.buckets = bucket_lengths(self.methods)
         _open_sessions += 1
 
     @staticmethod

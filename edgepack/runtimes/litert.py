@@ -4,16 +4,14 @@ input on the smallest bucket that fits, padded with 0 and attention mask 0, as a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..buckets import pad_to
+from ..buckets import bucket_lengths, pad_to
 from ..errors import MissingExtra, UsageError
 from ..registry import RUNTIMES
 
-_BUCKET = re.compile(r"^seq_(\d+)$")
 
 
 def _to_tensor(value: np.ndarray, detail: dict) -> np.ndarray:
@@ -46,8 +44,7 @@ class LiteRtSession:
         self.threads = threads
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.signature_list = self.interpreter.get_signature_list()
-        buckets = {int(m.group(1)): name for name in self.signature_list if (m := _BUCKET.match(name))}
-        self.buckets = dict(sorted(buckets.items()))  # length -> signature name; empty for other models
+        self.buckets = bucket_lengths(self.signature_list)  # length -> signature name; empty for other models
         self._runners: dict[str, object] = {}
         self.input_names = list(self.signature_list[next(iter(self.signature_list))]["inputs"])
         self.output_names = list(self.signature_list[next(iter(self.signature_list))]["outputs"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import re
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..buckets import bucket_name
 from ..errors import ExportError, one_line
 from ..precisions import Precision
 from ..registry import TARGETS
@@ -174,7 +174,7 @@ _HOW = {
 
 def _buckets(task, settings: ExportSettings) -> dict[str, int | None]:
     if "input_ids" in task.input_names:
-        return {f"seq_{n}": n for n in settings.buckets}
+        return {bucket_name(n): n for n in settings.buckets}
     return {"forward": None}
 
 
@@ -520,6 +520,3 @@ def check_quantized(info: dict, precision: str) -> list[str]:
             problems.append(f"{m.name}: matmul kernels outside XNNPACK: {outside}")
     return problems
 
-
-def numel(sizes) -> int:
-    return math.prod(sizes) if sizes else 1

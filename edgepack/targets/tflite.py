@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..buckets import bucket_length, bucket_name
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
 from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain, require
@@ -142,7 +143,7 @@ class TfliteTarget(Target):
         largest = list(signatures.values())[-1]
         return {"inputs": largest["inputs"], "outputs": largest["outputs"], "signatures": signatures,
                 "usage": "feed the smallest signature whose length fits the tokens; pad with 0 and mask 0"
-                if all(name.startswith("seq_") for name in signatures) else "one signature"}
+                if all(bucket_length(name) for name in signatures) else "one signature"}
 
 
 def layer_name(tensor_name: str) -> str:
@@ -153,7 +154,7 @@ def layer_name(tensor_name: str) -> str:
 def signatures(task, settings: ExportSettings) -> dict[str, int | None]:
     """Signature name -> sequence length (None: the task's inputs have no sequence axis)."""
     if "input_ids" in task.input_names:
-        return {f"seq_{n}": n for n in settings.buckets}
+        return {bucket_name(n): n for n in settings.buckets}
     return {"serving_default": None}
 
 
@@ -202,7 +203,7 @@ def describe_signatures(interpreter) -> dict[str, dict]:
     for name in interpreter.get_signature_list():
         runner = interpreter.get_signature_runner(name)
         out[name] = {"inputs": rows(runner.get_input_details()), "outputs": rows(runner.get_output_details())}
-    return dict(sorted(out.items(), key=lambda kv: int(kv[0][4:]) if kv[0].startswith("seq_") and kv[0][4:].isdigit() else 0))
+    return dict(sorted(out.items(), key=lambda kv: bucket_length(kv[0]) or 0))
 
 
 def _fp16_recipe():
@@ -228,10 +229,9 @@ def float_layers(path: Path) -> list[str]:
 def weight_bytes_by_dtype(path: Path) -> dict[str, int]:
     """Bytes of constant tensors (weights) per dtype as the interpreter holds them (int4 shows as int8): what the
     quantizer really did."""
-    from ai_edge_litert.interpreter import Interpreter
 
     totals: dict[str, int] = {}
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = _interpreter(path)
     for tensor in interpreter.get_tensor_details():
         try:
             value = interpreter.get_tensor(tensor["index"])
