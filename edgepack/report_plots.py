@@ -173,3 +173,38 @@ def host_latency(report):
 
 
 PLOTS = (accuracy_vs_latency, sizes, breakdown, fidelity, host_latency)  # the page's order
+
+
+def compare_plot(result: dict) -> list[tuple[str, bytes]]:
+    """compare.html: per device, each candidate artifact's metric on the labels vs its latency estimate (bars: the
+    estimate's range), the limits, the Pareto front and the recommendation. `result` is compare.json's content."""
+    pngs = []
+    for device, verdict in result["devices"].items():
+        points = [(f"{r['candidate']} {r['artifact']}", r["devices"][device], r["metric"]) for r in result["rows"]
+                  if r["metric"] is not None and r["devices"].get(device, {}).get("estimate") is not None]
+        if not points:
+            continue
+        fig, ax = _panel(5.2, 3.6)
+        for label, d, value in points:
+            err = [[d["estimate"] - (d["low"] or d["estimate"])], [(d["high"] or d["estimate"]) - d["estimate"]]]
+            ax.errorbar(d["estimate"], value, xerr=err, fmt="o", color=PASS if d["meets"] else FAIL, capsize=3)
+            ax.annotate(label, (d["estimate"], value), textcoords="offset points", xytext=(4, 4), fontsize=6)
+        front = sorted((d["estimate"], value) for _, d, value in points if d["pareto"])
+        ax.plot(*zip(*front), drawstyle="steps-post", color=FRONT, lw=1, marker="o", mfc="none", ms=11,
+                label="Pareto front")
+        best = verdict["recommended"]
+        if best:
+            d, value = next((d, v) for label, d, v in points if label == f"{best['candidate']} {best['artifact']}")
+            ax.plot(d["estimate"], value, "*", color="#f9a825", ms=16, mec="#333", label="recommended", zorder=5)
+        if verdict["limit_ms"] is not None:
+            ax.axvline(verdict["limit_ms"], color=FAIL, ls="--", lw=1, label=f"limit {verdict['limit_ms']:g} ms")
+        if result["limits"]["min_accuracy"] is not None:
+            ax.axhline(result["limits"]["min_accuracy"], color="#777", ls=":", lw=1,
+                       label=f"min {result['limits']['min_accuracy']:g}")
+        ax.set_title(device, fontsize=9)
+        ax.set_xlabel("estimated ms on the device", fontsize=8)
+        ax.set_ylabel(result["metric"], fontsize=8)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.legend(fontsize=6, loc="best")
+        pngs.append((device, _png(fig)))
+    return pngs

@@ -21,7 +21,7 @@ STAGES = [
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
     ("report", ["report", "report_html", "report_plots"]),
-    ("pipeline", ["plan", "search", "api"]),
+    ("pipeline", ["plan", "search", "api", "compare", "compare_report"]),
     ("cli", ["cli", "__main__"]),
 ]
 

@@ -65,7 +65,18 @@ class TextClassification(Task):
             details["accuracy_source"] = float(np.mean(ref_top == truth))
             details["accuracy_artifact"] = float(np.mean(cand_top == truth))
             details["accuracy_drop"] = details["accuracy_source"] - details["accuracy_artifact"]
+            details["macro_f1_artifact"] = macro_f1(truth, cand_top)  # what `compare` ranks beside accuracy
         elif labels is not None:
             details["labels_ignored"] = "the data's labels do not match the model's id2label names"
         # Agreement, not accuracy, is the headline: errors that cancel out keep accuracy but change predictions.
         return Accuracy("top1_agreement", details["top1_agreement"], 1.0 - details["top1_agreement"], details)
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean over the true classes of each class's F1: a rare class counts as much as a common one."""
+    scores = []
+    for cls in np.unique(truth):
+        tp = float(np.sum((predicted == cls) & (truth == cls)))
+        denominator = float(np.sum(predicted == cls) + np.sum(truth == cls))
+        scores.append(2 * tp / denominator if denominator else 0.0)
+    return float(np.mean(scores))
