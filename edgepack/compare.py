@@ -186,14 +186,15 @@ def _validate(options: CompareOptions, candidates: list[Candidate]) -> dict:
     if len(set(tasks.values())) > 1:
         listed = ", ".join(f"{n} is {t}" for n, t in tasks.items())
         raise UsageError(f"candidates of different tasks: {listed}", "compare candidates of one task")
-    label_sets = {name: labels for name, (_, labels, _) in found.items()}
+    # A reused embedder's probe labels are the data's (its data origin was checked above): nothing to compare.
+    label_sets = {name: labels for name, (_, labels, _) in found.items() if labels != ()}
     if len(set(label_sets.values())) > 1:
         listed = "; ".join(f"{n}: {', '.join(ls or ()) or 'none'}" for n, ls in label_sets.items())
         raise UsageError(f"candidates with different label sets: {listed}", "compare models of one label set")
     if options.metric == "labels" and not all(labelled for _, _, labelled in found.values()):
         raise UsageError(LABELS_NEEDED, "to rank by agreement with each model's own source; or pass --data with a "
                          "label column (--label-column NAME)")
-    return {"task": next(iter(tasks.values())), "labels": list(next(iter(label_sets.values())) or [])}
+    return {"task": next(iter(tasks.values())), "labels": list(next(iter(label_sets.values()), ()))}
 
 
 def _origin(spec: DataSpec) -> str:

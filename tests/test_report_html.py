@@ -123,3 +123,59 @@ def test_classification_and_empty_reports_render(tmp_path):
     assert page.count("<img") == 2 and "Per-class fidelity" in page  # size, agreement by class
     empty = to_html(Report("m", "r", "t", None, []))
     assert "FAILED: no artifact was built" in empty and "Nothing to plot" in empty
+
+
+# ---- compare.html ---------------------------------------------------------------------------------------------
+
+def sample_compare() -> dict:
+    """compare's result on hand-made rows through the real ranking: a recommendation on the Pi 5, none on the Pi 4
+    (every artifact over its 20 ms limit), and a non-commercial candidate flagged."""
+    from edgepack.compare import CompareOptions, Row, rank
+
+    def row(name, artifact, metric, pi5, size, license_="apache-2.0", use="yes"):
+        return Row(name, name, artifact, f"{name}/{artifact}.onnx", metric, None, 0.999, size, 60.0, 22_700_000,
+                   license_, use, devices={d: {"estimate": ms, "low": ms * 0.7, "high": ms * 1.6, "budget": 100.0}
+                                           for d, ms in (("raspberry-pi-5", pi5), ("raspberry-pi-4", pi5 * 2.4))})
+
+    rows = [row("all-MiniLM-L6-v2", "onnx/fp32", 0.731, 38.0, 90.9), row("all-MiniLM-L6-v2", "onnx/int8-dynamic",
+                                                                         0.722, 16.0, 23.0),
+            row("MiniLM-L6-distill-layers-3", "onnx/int8-dynamic", 0.715, 9.0, 17.4),
+            row("paraphrase-MiniLM-L3-v2", "onnx/int8-dynamic", 0.684, 8.5, 17.4, "cc-by-nc-4.0", "no")]
+    options = CompareOptions(candidates=[], out=None, devices=["raspberry-pi-5", "raspberry-pi-4"],
+                             min_accuracy=0.7, max_latency_ms=20.0)
+    return rank(rows, options, {"task": "feature-extraction", "labels": ["negative", "neutral", "positive"]},
+                [], [])
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+def test_compare_html_in_headless_chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from edgepack.compare_report import write_all as write_compare
+
+    write_compare(sample_compare(), tmp_path)
+    page_text = (tmp_path / "compare.html").read_text()
+    assert page_text.count('<img src="data:image/png;base64,') == 2 and "<script" not in page_text
+    errors, outside = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda r: r.url.startswith(("data:", "file:")) or outside.append(r.url))
+        page.goto((tmp_path / "compare.html").as_uri(), wait_until="load")
+        images = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        verdict = page.inner_text("header.verdict")
+        page.screenshot(path=tmp_path / "report-compare.png", full_page=True)
+        page.set_viewport_size({"width": 400, "height": 860})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        browser.close()
+    if os.environ.get("EDGEPACK_SCREENSHOTS"):
+        shutil.copyfile(tmp_path / "report-compare.png", Path(os.environ["EDGEPACK_SCREENSHOTS"]) / "report-compare.png")
+    assert errors == [] and outside == [] and images == [True, True] and overflow <= 0
+    assert verdict.startswith("FAILED: no candidate meets the limits on some device")
+    assert "raspberry-pi-5: paraphrase-MiniLM-L3-v2 onnx/int8-dynamic" not in verdict  # misses min accuracy 0.7
+    assert "raspberry-pi-5: MiniLM-L6-distill-layers-3 onnx/int8-dynamic, 9.0 ms (range 6-14)" in verdict
+    assert "raspberry-pi-4: no candidate meets the limits; closest is" in verdict
+    assert "License does not clearly allow commercial use: paraphrase-MiniLM-L3-v2 (cc-by-nc-4.0)" in page_text
