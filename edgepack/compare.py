@@ -322,7 +322,7 @@ def rank(rows: list[Row], options: CompareOptions, facts: dict, candidates: list
             "verdict": _verdict(device, best, scored, options.min_accuracy),
             "pareto": [f"{r.candidate} {r.artifact}" for r in scored if r.devices[device]["pareto"]]}
     return {"task": facts["task"], "metric": metric_name(facts["task"], options.metric),
-            "labels": facts["labels"], "devices": devices,
+            "labels": facts["labels"], "reference": facts.get("reference"), "devices": devices,
             "limits": {"min_accuracy": options.min_accuracy, "max_latency_ms": options.max_latency_ms,
                        "commercial": options.commercial},
             "data": {"path": options.data.path if options.data else None, "limit": options.limit},
