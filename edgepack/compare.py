@@ -6,7 +6,8 @@ is named. Every input is checked before the first export.
 
 A candidate is a model id or folder, `MODEL@distill:layers=3[,steps=..,minutes=..]` (the 3-layer student that
 `pack --distill` builds; only the student's artifacts are ranked), or a folder that `pack` wrote (its report.json is
-reused: nothing is rebuilt).
+reused: nothing is rebuilt). With `--metric fidelity` (data without labels) the first candidate's source model
+labels the data and every candidate is ranked by agreement with it (compare_reference.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import re
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .config import DataSpec
@@ -37,7 +38,7 @@ class CompareOptions:
     data: DataSpec | None = None  # None: each model's default recipe data
     targets: list[str] | None = None
     precisions: list[str] | None = None
-    min_accuracy: float | None = None  # on the ranking metric (the labels' accuracy, or fidelity)
+    min_accuracy: float | None = None  # on the ranking metric (on the labels, or agreement with the reference)
     max_latency_ms: float | None = None  # on each device's estimate; None: each device profile's own budget
     commercial: bool = False  # drop candidates whose license does not allow commercial use
     metric: str = "labels"
@@ -174,12 +175,17 @@ def _validate(options: CompareOptions, candidates: list[Candidate]) -> dict:
                 from .source import count_parameters
 
                 c.parameters = count_parameters(p.source)
-                if labels is not None and p.task.name.endswith("classification") and \
+                if options.metric == "labels" and labels is not None and p.task.name.endswith("classification") and \
                         p.task.label_ids(labels) is None:
                     raise UsageError(f"the data's labels ({', '.join(sorted(set(labels))[:6])}) are not the "
                                      f"model's classes ({', '.join(_label_set(p.task.name, p.source.config, None))})",
                                      "pass data labelled with the model's class names")
                 found[c.name] = (p.task.name, _label_set(p.task.name, p.source.config, labels), labels is not None)
+            if options.metric == "fidelity" and (c.packed or p.task.name.startswith("image")):
+                raise UsageError("--metric fidelity re-scores each candidate against the reference model's labels of "
+                                 "text data; " + ("a pack folder was scored on its own" if c.packed else
+                                                  "image data is not supported"),
+                                 "pass the model itself" if c.packed else "pass --data with labels")
         except UsageError as exc:
             raise UsageError(f"candidate {c.spec!r}: {exc.message}", exc.hint) from None
     tasks = {name: task for name, (task, _, _) in found.items()}
@@ -192,9 +198,11 @@ def _validate(options: CompareOptions, candidates: list[Candidate]) -> dict:
         listed = "; ".join(f"{n}: {', '.join(ls or ()) or 'none'}" for n, ls in label_sets.items())
         raise UsageError(f"candidates with different label sets: {listed}", "compare models of one label set")
     if options.metric == "labels" and not all(labelled for _, _, labelled in found.values()):
-        raise UsageError(LABELS_NEEDED, "to rank by agreement with each model's own source; or pass --data with a "
-                         "label column (--label-column NAME)")
-    return {"task": next(iter(tasks.values())), "labels": list(next(iter(label_sets.values()), ()))}
+        raise UsageError(LABELS_NEEDED, "to rank by agreement with the first candidate's source model; or pass "
+                         "--data with a label column (--label-column NAME)")
+    reference = candidates[0].model if options.metric == "fidelity" else None
+    return {"task": next(iter(tasks.values())), "labels": list(next(iter(label_sets.values()), ())),
+            "reference": reference}
 
 
 def _origin(spec: DataSpec) -> str:
@@ -236,10 +244,12 @@ def compare(options: CompareOptions, progress: Progress | None = None) -> dict:
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
+        packing = _with_reference_labels(options, candidates[0], tmp, progress, facts) \
+            if options.metric == "fidelity" else options
         rows, dropped = [], []
         for c in candidates:
-            report = _pack_or_reuse(options, c, tmp, progress)
-            for row in rows_of(report, c, options.metric):
+            report = _pack_or_reuse(packing, c, tmp, progress)
+            for row in rows_of(report, c):
                 if options.commercial and row.commercial_use != "yes":
                     dropped.append(f"{row.candidate} {row.artifact}: license {row.license} "
                                    f"(commercial use: {row.commercial_use})")
@@ -257,6 +267,21 @@ def compare(options: CompareOptions, progress: Progress | None = None) -> dict:
     return result
 
 
+def _with_reference_labels(options: CompareOptions, first: Candidate, tmp: Path, progress: Progress,
+                           facts: dict) -> CompareOptions:
+    """The options each candidate is packed with under --metric fidelity: the same texts, labelled by the reference
+    (`first`'s source model; a distilled candidate's teacher)."""
+    from .compare_reference import LABELS_FILE, reference_labels, write_labelled
+
+    reference = replace(first, distill=None)
+    p = plan(reference.model, _pack_options(options, reference, tmp / ".reference"))
+    labels = reference_labels(p, progress)
+    facts["labels"] = sorted(set(labels)) if facts["task"] == "feature-extraction" else facts["labels"]
+    facts["reference_labels"] = LABELS_FILE
+    return replace(options, data=write_labelled(p.dataset.texts, labels, tmp), text_column=None, label_column=None,
+                   data_encoding=None, limit=None)
+
+
 def _pack_or_reuse(options: CompareOptions, c: Candidate, tmp: Path, progress: Progress) -> dict:
     if c.packed:
         progress.stage(f"{c.name}: reusing the pack report in {c.packed}")
@@ -266,13 +291,13 @@ def _pack_or_reuse(options: CompareOptions, c: Candidate, tmp: Path, progress: P
     return pack(c.model, _pack_options(options, c, tmp / c.name), _Prefixed(progress, c.name)).to_dict()
 
 
-def metric_name(task: str, metric: str) -> str:
-    if metric == "fidelity":
-        return "fidelity to own source"
+def metric_name(task: str, reference: str | None) -> str:
+    if reference:
+        return f"agreement with {reference.rstrip('/').rsplit('/', 1)[-1]}"
     return "probe accuracy" if task == "feature-extraction" else "accuracy"
 
 
-def rows_of(report: dict, c: Candidate, metric: str) -> list[Row]:
+def rows_of(report: dict, c: Candidate) -> list[Row]:
     """The candidate's artifacts as rows: a distilled candidate's are the student's only."""
     distill = report.get("distillation") or {}
     rows = []
@@ -287,7 +312,7 @@ def rows_of(report: dict, c: Candidate, metric: str) -> list[Row]:
             candidate=c.name, model=report["model"] + (f" (student, {distill.get('student_layers')} layers)"
                                                        if a.get("role") == "student" else ""),
             artifact=f"{a['target']}/{a['precision']}", path=f"{c.name}/{a['path']}" if a.get("path") else None,
-            metric=acc.get("value") if metric == "fidelity" else on_labels, macro_f1=details.get("macro_f1_artifact"),
+            metric=on_labels, macro_f1=details.get("macro_f1_artifact"),
             fidelity=acc.get("value"), size_mb=a["size_bytes"] / 1e6 if a.get("size_bytes") else None,
             memory_mb=a.get("memory_mb"), parameters=params, license=report.get("license"),
             commercial_use=commercial_use(report.get("license")), checks_passed=bool(a.get("passed")),
@@ -321,11 +346,12 @@ def rank(rows: list[Row], options: CompareOptions, facts: dict, candidates: list
             if best else None,
             "verdict": _verdict(device, best, scored, options.min_accuracy),
             "pareto": [f"{r.candidate} {r.artifact}" for r in scored if r.devices[device]["pareto"]]}
-    return {"task": facts["task"], "metric": metric_name(facts["task"], options.metric),
+    return {"task": facts["task"], "metric": metric_name(facts["task"], facts.get("reference")),
             "labels": facts["labels"], "reference": facts.get("reference"), "devices": devices,
             "limits": {"min_accuracy": options.min_accuracy, "max_latency_ms": options.max_latency_ms,
                        "commercial": options.commercial},
-            "data": {"path": options.data.path if options.data else None, "limit": options.limit},
+            "data": {"path": options.data.path if options.data else None, "limit": options.limit,
+                     "reference_labels": facts.get("reference_labels")},
             "candidates": [{"spec": c.spec, "name": c.name, "folder": f"{c.name}/" if not c.packed
                             else str(c.packed)} for c in candidates],
             "dropped": dropped, "rows": [asdict(r) for r in rows],

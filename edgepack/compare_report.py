@@ -62,8 +62,11 @@ def to_markdown(result: dict) -> str:
              ("a recommendation for every device" if result["passed"] else "no candidate meets the limits on "
               "some device"), ""]
     lines += [f"- **{v['verdict']}**" for v in result["devices"].values()]
-    lines += ["", f"Ranked by {result['metric']} on the labels of {result['data']['path'] or 'the recipe data'}"
-              f"; limits: {_limits(result)}. `*` Pareto front ({result['metric']} vs the device estimate), `ok` "
+    data = result["data"]["path"] or "the recipe data"
+    ranked = (f"{result['metric']}: the labels {result['reference']} (fp32, PyTorch) gives {data} "
+              f"({result['data']['reference_labels']})" if result.get("reference") else
+              f"{result['metric']} on the labels of {data}")
+    lines += ["", f"Ranked by {ranked}; limits: {_limits(result)}. `*` Pareto front ({result['metric']} vs the device estimate), `ok` "
               "meets the limits. Device latency is a calibrated estimate (range in brackets), not a measurement.",
               "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

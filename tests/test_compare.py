@@ -1,7 +1,8 @@
 """`edgepack compare` end to end on tiny local models: the ranking outputs and exit codes 0 / 1, and every bad input
 (exit 2, nothing written): mismatched tasks, mismatched label sets, unlabelled data, unknown and duplicate
-candidates, a bad distil spec, a reused pack folder without the device. Also the Pareto front and the
-recommendation on hand-made rows, and --commercial."""
+candidates, a bad distil spec, a reused pack folder without the device (or under --metric fidelity). Also
+--metric fidelity on unlabelled data (embedders and classifiers, ranked by agreement with the first candidate's
+source), the Pareto front and the recommendation on hand-made rows, and --commercial."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from edgepack.compare import CompareOptions, Row, check_candidates, parse_candidate, rank
 
+LABELS = ["negative", "neutral", "positive"]
 FAST = ["--runs", "5", "--warmup", "1", "--precision", "fp32,int8-dynamic"]
 
 
@@ -90,32 +93,72 @@ def test_commercial_drops_non_commercial_candidates(embedders, tweets_csv, tmp_p
     assert len(result["dropped"]) == 2 and "cc-by-nc-4.0 (commercial use: no)" in result["dropped"][0]
 
 
-def test_unlabelled_data_needs_labels_or_fidelity(embedders, tmp_path, run_cli):
+def _unlabelled(tweets_csv, folder):
+    data = folder / "unlabelled.csv"
+    with tweets_csv.open() as f:
+        data.write_text("text\n" + "".join(f"{row['text']}\n" for row in csv.DictReader(f)))
+    return data
+
+
+def test_unlabelled_data_needs_labels_or_fidelity(embedders, tweets_csv, tmp_path, run_cli):
     a, b, _ = embedders
-    data = tmp_path / "unlabelled.csv"
-    data.write_text("text\n" + "".join(f"sentence number {i} about cars\n" for i in range(12)))
+    data = _unlabelled(tweets_csv, tmp_path)
     code, _, err = run_cli("compare", a, b, "--device", "raspberry-pi-4", "--data", data, "--out", tmp_path / "o",
                            *FAST)
     assert code == 2 and "compare needs labels, or pass --metric fidelity" in err and not (tmp_path / "o").exists()
     code, _, err = run_cli("compare", a, b, "--device", "raspberry-pi-4", "--data", data, "--metric", "fidelity",
                            "--out", tmp_path / "o", *FAST)
+    assert code == 0, err
     result = json.loads((tmp_path / "o" / "compare.json").read_text())
-    assert code == 0 and result["metric"] == "fidelity to own source"
-    assert all(r["metric"] == r["fidelity"] for r in result["rows"])
+    assert result["metric"] == "agreement with tiny-embedder" and result["reference"] == str(a)
+    # The reference's embeddings, clustered, are the labels; b is a copy of a, so it scores the same.
+    with (tmp_path / "o" / "reference-labels.csv").open() as f:
+        labels = [row["label"] for row in csv.DictReader(f)]
+    assert len(labels) == 48 and result["labels"] == sorted(set(labels)) and len(set(labels)) >= 2
+    scores = {(r["candidate"], r["artifact"]): r["metric"] for r in result["rows"]}
+    assert scores[("tiny-embedder", "onnx/fp32")] is not None
+    assert scores[("tiny-embedder", "onnx/fp32")] == scores[("other-embedder", "onnx/fp32")]
 
 
-def _four_label_classifier(folder):
+def test_reference_clusters_are_the_embeddings_groups():
+    from edgepack.compare_reference import clusters
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16) * 10
+    groups = np.repeat([0, 1, 2], 30)
+    labels = clusters(centres[groups] + rng.normal(0, 0.5, (90, 16)))
+    assert len(set(labels)) == 3  # one per group: 90 samples allow 3, the groups' sizes allow no more
+    assert all(len({labels[i] for i in np.flatnonzero(groups == g)}) == 1 for g in range(3))
+    assert clusters(rng.normal(size=(4, 16))) == ["cluster-0"] * 4  # too few samples for two clusters of 3
+
+
+def _classifier(folder, labels, seed):
     import torch
     from transformers import BertForSequenceClassification
 
     from .conftest import _bert_config, _tokenizer
 
-    torch.manual_seed(0)
-    labels = ["negative", "neutral", "positive", "mixed"]
-    config = _bert_config(_tokenizer(folder), num_labels=4, id2label=dict(enumerate(labels)),
+    torch.manual_seed(seed)
+    config = _bert_config(_tokenizer(folder), num_labels=len(labels), id2label=dict(enumerate(labels)),
                           label2id={n: i for i, n in enumerate(labels)})
     BertForSequenceClassification(config).eval().save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def test_fidelity_ranks_classifiers_by_agreement_with_the_first(tiny_classifier, tweets_csv, tmp_path, run_cli):
+    other = _classifier(tmp_path / "other-classifier", LABELS, seed=1)
+    code, _, err = run_cli("compare", tiny_classifier, other, "--device", "raspberry-pi-4", "--data",
+                           _unlabelled(tweets_csv, tmp_path), "--metric", "fidelity", "--out", tmp_path / "o", *FAST)
+    assert code == 0, err
+    result = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert result["metric"] == "agreement with tiny-classifier"
+    assert result["labels"] == sorted(LABELS)
+    # The reference's predictions are the labels: its own artifacts' score is their top-1 agreement with it.
+    for r in result["rows"]:
+        assert r["metric"] is not None
+        if r["candidate"] == "tiny-classifier":
+            assert r["metric"] == r["fidelity"]
+    assert f"the labels {tiny_classifier} (fp32, PyTorch) gives" in (tmp_path / "o" / "compare.md").read_text()
 
 
 @pytest.mark.parametrize("case", ["tasks", "label sets", "unknown", "duplicate", "distill spec", "no device"])
@@ -124,7 +167,8 @@ def test_bad_input_exits_2_and_writes_nothing(case, embedders, tiny_classifier, 
     candidates, expected = {
         "tasks": ([a, tiny_classifier], "candidates of different tasks: tiny-embedder is feature-extraction, "
                                         "tiny-classifier is text-classification"),
-        "label sets": ([tiny_classifier, _four_label_classifier(tmp_path / "four")] if case == "label sets" else [],
+        "label sets": ([tiny_classifier, _classifier(tmp_path / "four", [*LABELS, "mixed"], 0)]
+                       if case == "label sets" else [],
                        "candidates with different label sets: tiny-classifier: negative, neutral, positive; "
                        "four: mixed, negative, neutral, positive"),
         "unknown": ([a, tmp_path / "no-such-model"], f"candidate '{tmp_path / 'no-such-model'}'"),
@@ -149,6 +193,9 @@ def test_a_pack_folder_is_reused_when_it_has_the_devices(compared, embedders, tw
     code, _, err = run_cli("compare", packed, b, "--device", "jetson-nano", "--data", tweets_csv,
                            "--out", tmp_path / "o2", *FAST)
     assert code == 2 and "its report has no estimate for device 'jetson-nano'" in err
+    code, _, err = run_cli("compare", packed, b, "--device", "raspberry-pi-4", "--data", tweets_csv, "--metric",
+                           "fidelity", "--out", tmp_path / "o3", *FAST)
+    assert code == 2 and "a pack folder was scored on its own" in err and not (tmp_path / "o3").exists()
 
 
 def _row(name, metric, ms, size=10.0):

@@ -25,7 +25,8 @@ from .common import EXIT_GATES_FAILED, ClickProgress, split
               help="Limit: each device's latency estimate (default: each device profile's budget).")
 @click.option("--commercial", is_flag=True, help="Drop candidates whose license does not allow commercial use.")
 @click.option("--metric", type=click.Choice(["labels", "fidelity"]), default="labels", show_default=True,
-              help="Rank by the task metric on the data's labels, or by each artifact's fidelity to its own source.")
+              help="Rank by the task metric on the data's labels, or (data without labels) by agreement with the "
+                   "first candidate's source model, which labels the data.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (must not exist).")
 @click.option("--runs", type=click.IntRange(min=5), default=100, show_default=True, help="Timed runs per artifact.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed warm-up runs.")
