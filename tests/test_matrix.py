@@ -307,3 +307,47 @@ def test_ci_examples_call_commands_and_options_that_exist(run_cli, name):
                 assert word.split("=")[0] in options, f"{name}: {line!r}: {command.name} has no {word}"
         seen.add((command.name, "--jobs" in args, "--job" in args))
     assert {("run", True, False), ("run", False, True), ("merge", False, False)} <= seen, seen
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no Chromium at /usr/bin/chromium (Debian: "
+                    "apt-get install chromium; .ci/run installs it)")
+def test_matrix_report_html_in_headless_chromium(tmp_path):
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from edgepack.matrix import outputs
+
+    def row(model, device, precision, margin, passed):
+        check = {"name": f"{device}: latency budget", "passed": passed, "kind": "max", "value": 1.0, "limit": 1.0,
+                 "margin": margin, "detail": f"estimate vs limit: {'within the limit' if passed else 'over by 3 ms'}"}
+        r = {"model": model, "device": device, "target": "onnx", "precision": precision, "path": f"{model}/x",
+             "not_run": None, "accuracy": {"metric": "cosine_mean", "value": 0.999, "drop": 0.001}, "size_mb": 22.0,
+             "host_p50_ms": 3.1, "estimate_ms": 40.0, "estimate_low_ms": 30.0, "estimate_high_ms": 55.0,
+             "checks": [check], "baseline": None}
+        outputs._settle(r)
+        return r
+
+    rows = [row("all-MiniLM-L6-v2", d, p, m, m > 0) for d, m in (("raspberry-pi-4", -0.1), ("pixel-4", 0.4))
+            for p in ("fp32", "int8-dynamic")]
+    matrix = {"models": ["all-MiniLM-L6-v2"], "devices": ["raspberry-pi-4", "pixel-4"], "rows": rows,
+              "passed": False, "baseline": None, "edgepack_version": "test",
+              "cache": {"built": 0, "reused": 2, "discarded": []}}
+    (tmp_path / "report.html").write_text(outputs.html(matrix))
+    errors, outside = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("request", lambda r: r.url.startswith(("data:", "file:")) or outside.append(r.url))
+        page.goto((tmp_path / "report.html").as_uri(), wait_until="load")
+        verdict = page.inner_text("header.verdict")
+        page.screenshot(path=tmp_path / "report-matrix.png", full_page=True)
+        page.set_viewport_size({"width": 400, "height": 860})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        browser.close()
+    if os.environ.get("EDGEPACK_SCREENSHOTS"):
+        shutil.copyfile(tmp_path / "report-matrix.png", Path(os.environ["EDGEPACK_SCREENSHOTS"]) / "report-matrix.png")
+    assert errors == [] and outside == [] and overflow <= 0
+    assert verdict.startswith("FAILED: 2 of 4 cells pass")

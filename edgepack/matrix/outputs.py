@@ -100,11 +100,15 @@ def _cell(rows: list[dict]) -> tuple[bool, str]:
                     if r["worst_margin"] is not None)
     unbuilt = [r for r in rows if r["path"] is None]
     if unbuilt:
-        return False, f"❌ {_artifact(unbuilt[0])} not built"
+        return False, f"{_artifact(unbuilt[0])} not built"
     if not ranked:
-        return passed, "✅" if passed else "❌"
+        return passed, ""
     margin, artifact, gate = ranked[0]
-    return passed, f"✅ {margin:+.0%}" if passed else f"❌ {margin:+.0%} {artifact} {gate}"
+    return passed, f"{margin:+.0%}" if passed else f"{margin:+.0%} {artifact} {gate}"
+
+
+def _marked(cell: tuple[bool, str], marks: tuple[str, str]) -> str:
+    return f"{marks[0] if cell[0] else marks[1]} {cell[1]}".strip()
 
 
 def _verdict(matrix: dict) -> str:
@@ -136,13 +140,13 @@ def _baseline_rows(matrix: dict) -> list[list[str]]:
 
 def summary(matrix: dict) -> str:
     devices = matrix["devices"]
-    cells = {(m, d): _cell(rows) for m, d, rows in _groups(matrix)}
+    cells = {(m, d): _marked(_cell(rows), ("✅", "❌")) for m, d, rows in _groups(matrix)}
     lines = [f"## edgepack matrix: {_verdict(matrix)}", "",
              "Each cell: every artifact of the model on the device, with the worst margin (headroom on the tightest "
              "gate; negative = over it).", "",
              "| model | " + " | ".join(devices) + " |", "|---" * (len(devices) + 1) + "|"]
     for model in matrix["models"]:
-        lines.append(f"| {model} | " + " | ".join(cells.get((model, d), (True, "-"))[1] for d in devices) + " |")
+        lines.append(f"| {model} | " + " | ".join(cells.get((model, d), "-") for d in devices) + " |")
     failures = _failures(matrix)
     if failures:
         lines += ["", f"### Failed checks ({len(failures)})", ""]
@@ -162,19 +166,24 @@ def summary(matrix: dict) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:12px;color:#222}
 .verdict{padding:10px 14px;border-radius:6px}.verdict.pass{background:#e3f5e1}.verdict.fail{background:#fde2e1}
 h1{font-size:1.3em;margin:4px 0}.scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}td.FAIL{color:#b00020}"""
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}td.FAIL{color:#b00020}
+td.pass{color:#1b5e20}"""
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(value) -> str:
+        word = str(value).split(" ")[0]
+        return f'<td class="{word}">' if word in ("pass", "FAIL") else "<td>"
+
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"{cell(v)}{escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def html(matrix: dict) -> str:
     """Self-contained (no network, no scripts): the verdict, the grid, the failures, the baseline, every cell."""
     devices = matrix["devices"]
-    cells = {(m, d): _cell(rows)[1] for m, d, rows in _groups(matrix)}
+    cells = {(m, d): _marked(_cell(rows), ("pass", "FAIL")) for m, d, rows in _groups(matrix)}
     grid = _table(["model", *devices], [[m, *(cells.get((m, d), "-") for d in devices)] for m in matrix["models"]])
     failures = "".join(f"<li>{escape(f)}</li>" for f in _failures(matrix))
     every = _table(["model", "artifact", "device", "accuracy", "size MB", "host p50 ms", "estimate ms (range)",
