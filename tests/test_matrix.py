@@ -181,6 +181,31 @@ def test_a_corrupt_cache_entry_is_detected_and_rebuilt(run_cli, tmp_path, tiny_e
         assert sha256(tmp_path / "b" / row["path"]) == row["sha256"]
 
 
+def test_a_failed_export_is_reported_in_its_cells_and_not_cached(run_cli, tmp_path, tiny_embedder, tweets_csv,
+                                                                  cache, monkeypatch):
+    import junitparser
+
+    from edgepack.errors import ExportError
+    from edgepack.targets.onnx import OnnxTarget
+
+    def fails(self, *args, **kwargs):
+        raise ExportError("ONNX export of tiny failed: ValueError: unsupported op Foo")
+
+    monkeypatch.setattr(OnnxTarget, "export", fails)
+    path = _matrix(tmp_path, [_tiny(tiny_embedder, tweets_csv)])
+    code, stdout, _ = run_cli("matrix", path, "--out", tmp_path / "a")
+    rows = _rows(tmp_path / "a")
+    assert code == 1 and len(rows) == 4 and not any(r["passed"] or r["path"] for r in rows)
+    assert "onnx/fp32 not built" in stdout and not (cache / "artifacts").exists()
+    failures = [r for s in junitparser.JUnitXml.fromfile(str(tmp_path / "a" / "junit.xml")) for case in s
+                for r in case.result if isinstance(r, junitparser.Failure)]
+    assert len(failures) == 4 and all("unsupported op Foo" in f.message for f in failures)
+    monkeypatch.undo()  # the toolchain fixed: the next run builds them
+    monkeypatch.setenv("EDGEPACK_CACHE", str(cache))
+    code, _, _ = run_cli("matrix", path, "--out", tmp_path / "b")
+    assert code == 0 and json.loads((tmp_path / "b" / "matrix.json").read_text())["cache"]["built"] == 2
+
+
 # ---- baseline, exit codes -----------------------------------------------------------------------------------------
 
 def test_a_baseline_regression_fails_the_cell(run_cli, tmp_path, tiny_embedder, tweets_csv):

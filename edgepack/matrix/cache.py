@@ -1,6 +1,7 @@
 """The content-addressed artifact cache: one entry per exported, checked file, keyed by everything that changes it.
 
-Layout: `$EDGEPACK_CACHE/artifacts/<key>/` holds the file (or Core ML folder) and `entry.json` (what `pack` found
+Only artifacts built and checked are stored (a failed export is tried again next run). Layout:
+`$EDGEPACK_CACHE/artifacts/<key>/` holds the file (or Core ML folder) and `entry.json` (what `pack` found
 on it: accuracy, host latency, checks, the manifest line, and the key's inputs, readable). An entry is written
 under a temp name and renamed, so an interrupted run leaves none half-written; its file's sha256 is verified on every
 read, and a mismatch discards the entry (it is rebuilt, never trusted).
@@ -52,9 +53,7 @@ class Cache:
             if folder.exists():
                 self._discard(folder, "its entry.json is unreadable")
             return None
-        if entry.get("file") is None:  # a cached failure (the export itself failed): no file to verify
-            return entry, None
-        path = folder / entry["file"]
+        path = folder / str(entry.get("file"))
         if not path.exists() or sha256(path) != entry.get("sha256"):
             self._discard(folder, "its file does not match the sha256 recorded")
             return None
@@ -64,21 +63,18 @@ class Cache:
         self.discarded.append(f"cache entry {folder.name} discarded and rebuilt: {why}")
         shutil.rmtree(folder, ignore_errors=True)
 
-    def put(self, key: str, entry: dict, file: Path | None) -> None:
+    def put(self, key: str, entry: dict, file: Path) -> None:
         """Store `file` (copied) with `entry`; temp name then rename, so readers see all of it or nothing."""
         self.base.mkdir(parents=True, exist_ok=True)
         tmp = self.base / f".{key}.partial-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            if file is not None:
-                dest = tmp / file.name
-                if file.is_dir():  # a Core ML .mlpackage
-                    shutil.copytree(file, dest)
-                else:
-                    shutil.copy2(file, dest)
-                entry = {**entry, "file": file.name, "sha256": sha256(dest)}
+            dest = tmp / file.name
+            if file.is_dir():  # a Core ML .mlpackage
+                shutil.copytree(file, dest)
             else:
-                entry = {**entry, "file": None, "sha256": None}
+                shutil.copy2(file, dest)
+            entry = {**entry, "file": file.name, "sha256": sha256(dest)}
             (tmp / ENTRY).write_text(json.dumps(entry, indent=1, default=str) + "\n")
             final = self.base / key
             if final.exists():  # a concurrent run stored it first: same key, same content

@@ -97,10 +97,10 @@ def _result(raw: dict) -> ArtifactResult:
         notes=list(raw["notes"]), role=raw["role"])
 
 
-def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: Progress) -> int:
-    """`pack` the (target, precision) pairs the cache lacks, one run per target; store each artifact. Returns how
-    many were built."""
-    p, built = job.plan, 0
+def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: Progress) -> tuple[int, dict]:
+    """`pack` the (target, precision) pairs the cache lacks, one run per target; store each artifact built. Returns
+    how many were built, and the entries of those that failed (not cached: the next run tries them again)."""
+    p, built, failed = job.plan, 0, {}
     for target in p.targets:
         missing = [x for x in p.precisions[target.name] if cache.get(keys[target.name, x]) is None]
         if not missing:
@@ -115,13 +115,17 @@ def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: 
             entry = {"inputs": _key_inputs(p, target.name, raw["precision"]), "result": raw,
                      "manifest": lines.get(raw["path"]), "notes": report.notes[1:],
                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            cache.put(keys[target.name, raw["precision"]], entry, out / raw["path"] if raw["path"] else None)
+            if raw["path"] is None:
+                failed[keys[target.name, raw["precision"]]] = entry
+            else:
+                cache.put(keys[target.name, raw["precision"]], entry, out / raw["path"])
             built += 1
         shutil.rmtree(out, ignore_errors=True)
-    return built
+    return built, failed
 
 
-def _assemble(job: Job, keys: dict, cache: Cache, folder: Path, remeasure: bool, progress: Progress) -> Report:
+def _assemble(job: Job, keys: dict, cache: Cache, failed: dict, folder: Path, remeasure: bool,
+              progress: Progress) -> Report:
     """The model's pack folder from the cache; gates and device estimates computed now, latency re-timed if asked."""
     p = job.plan
     folder.mkdir()
@@ -131,14 +135,15 @@ def _assemble(job: Job, keys: dict, cache: Cache, folder: Path, remeasure: bool,
     results, lines, notes = [], [], []
     for target in p.targets:
         for precision in p.precisions[target.name]:
-            found = cache.get(keys[target.name, precision])
+            key = keys[target.name, precision]
+            found = (failed[key], None) if key in failed else cache.get(key)
             if found is None:
-                raise RuntimeError(f"cache entry {keys[target.name, precision]} vanished during the run")
+                raise RuntimeError(f"cache entry {key} vanished during the run")
             entry, file = found
             result = _result(entry["result"])
             results.append(result)
             notes += entry["notes"]
-            if file is None:  # its export or check failed when it was built: the failure is reported again
+            if file is None:  # its export or a check failed: reported as it failed
                 continue
             path = folder / result.path
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,10 +224,10 @@ def run(spec: MatrixSpec, spec_hash: str, spec_file: Path, out: Path, job_index:
         for job in chosen:
             p = job.plan
             keys = {(t.name, x): key_of(_key_inputs(p, t.name, x)) for t in p.targets for x in p.precisions[t.name]}
-            count = _build_missing(job, keys, cache, staging, progress)
+            count, failed = _build_missing(job, keys, cache, staging, progress)
             built, reused = built + count, reused + len(keys) - count
             progress.stage(f"{job.model.label}: estimating and gating on {len(p.profiles)} device(s)")
-            report = _assemble(job, keys, cache, tmp / job.slug, remeasure, progress)
+            report = _assemble(job, keys, cache, failed, tmp / job.slug, remeasure, progress)
             rows += cells(job, report)
         if base_rows is not None:
             baseline_mod.apply(rows, base_rows, spec.tolerances)
