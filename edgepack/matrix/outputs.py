@@ -104,7 +104,7 @@ def _cell(rows: list[dict]) -> tuple[bool, str]:
     if not ranked:
         return passed, ""
     margin, artifact, gate = ranked[0]
-    return passed, f"{margin:+.0%}" if passed else f"{margin:+.0%} {artifact} {gate}"
+    return passed, f"{margin:+.1%}" if passed else f"{margin:+.1%} {artifact} {gate}"
 
 
 def _marked(cell: tuple[bool, str], marks: tuple[str, str]) -> str:
