@@ -268,10 +268,10 @@ def estimate_devices(p: Plan, path: Path, io: dict, timing_inputs: dict, host: d
         result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
     if at_max is not None:
         result.latency_ms.host.estimate = host_check(at_max, host["p50"], host["threads"], runtime)
+    size_mb = result.size_bytes / 1e6
     for profile in p.profiles:
         est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
         fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
-        size_mb = result.size_bytes / 1e6
         checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
                                profile.budgets, fit)
         result.checks += checks

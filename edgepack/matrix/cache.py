@@ -26,11 +26,6 @@ def root() -> Path:
     return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
 
 
-def folder_hash(path: Path) -> str:
-    """A model folder's identity when it has no hub revision: its files' relative paths and contents."""
-    return sha256(Path(path))
-
-
 def key_of(inputs: dict) -> str:
     """The key of an artifact made from `inputs` (source identity, task, target, precision, settings, data, versions):
     any change to one of them is another key."""

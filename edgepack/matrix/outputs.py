@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from ..report_html import STYLE, _table
 from ..version import __version__
 
 
@@ -163,28 +164,12 @@ def summary(matrix: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:12px;color:#222}
-.verdict{padding:10px 14px;border-radius:6px}.verdict.pass{background:#e3f5e1}.verdict.fail{background:#fde2e1}
-h1{font-size:1.3em;margin:4px 0}.scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}td.FAIL{color:#b00020}
-td.pass{color:#1b5e20}"""
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(value) -> str:
-        word = str(value).split(" ")[0]
-        return f'<td class="{word}">' if word in ("pass", "FAIL") else "<td>"
-
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"{cell(v)}{escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
 def html(matrix: dict) -> str:
     """Self-contained (no network, no scripts): the verdict, the grid, the failures, the baseline, every cell."""
     devices = matrix["devices"]
     cells = {(m, d): _marked(_cell(rows), ("pass", "FAIL")) for m, d, rows in _groups(matrix)}
-    grid = _table(["model", *devices], [[m, *(cells.get((m, d), "-") for d in devices)] for m in matrix["models"]])
+    grid = _table(["model", *devices], [[m, *(cells.get((m, d), "-") for d in devices)] for m in matrix["models"]],
+                  range(1, len(devices) + 1))
     failures = "".join(f"<li>{escape(f)}</li>" for f in _failures(matrix))
     every = _table(["model", "artifact", "device", "accuracy", "size MB", "host p50 ms", "estimate ms (range)",
                     "worst margin", "result"],
@@ -195,15 +180,16 @@ def html(matrix: dict) -> str:
                      f"{r['estimate_ms']:.1f} ({r['estimate_low_ms']:.0f}-{r['estimate_high_ms']:.0f})"
                      if r["estimate_ms"] else "-",
                      f"{r['worst_margin']:+.0%} {_gate(r, r['worst_gate'])}" if r["worst_margin"] is not None else "-",
-                     "pass" if r["passed"] else "FAIL"] for r in matrix["rows"]])
+                     "pass" if r["passed"] else "FAIL"] for r in matrix["rows"]], 8)
     base = _baseline_rows(matrix)
     baseline = (f"<h2>Against the baseline</h2>" + _table(["model", "artifact", "device", "accuracy", "size MB",
                                                            "estimate ms", "verdict"], base)) if base else ""
     state = "pass" if matrix["passed"] else "fail"
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width,initial-scale=1"><title>edgepack matrix</title><style>{_CSS}</style></head>'
-            f'<body><header class="verdict {state}"><h1 id="verdict">{escape(_verdict(matrix))}</h1></header>'
+            f'content="width=device-width,initial-scale=1"><title>edgepack matrix</title><style>{STYLE}</style></head>'
+            f'<body><main><header class="verdict {state}"><h1 id="verdict">{escape(_verdict(matrix))}</h1></header>'
             f"<h2>Models x devices</h2>{grid}"
             + (f"<h2>Failed checks</h2><ul>{failures}</ul>" if failures else "")
             + f"{baseline}<h2>Every cell</h2>{every}<p>edgepack {escape(matrix['edgepack_version'])}; "
-            f"{matrix['cache']['built']} artifacts built, {matrix['cache']['reused']} from the cache.</p></body></html>\n")
+            f"{matrix['cache']['built']} artifacts built, {matrix['cache']['reused']} from the cache.</p></main>"
+            "</body></html>\n")

@@ -24,13 +24,14 @@ from ..bench.latency import cpu_name
 from ..config import DataSpec
 from ..errors import UsageError
 from ..gates import Check
+from ..manifest import sha256
 from ..plan import PackOptions, Plan, plan
 from ..progress import Progress
 from ..report import ArtifactResult, HostLatency, Latency, Report
 from ..tasks.base import Accuracy
 from ..version import __version__
 from . import baseline as baseline_mod, outputs
-from .cache import Cache, folder_hash, key_of
+from .cache import Cache, key_of
 from .spec import MatrixModel, MatrixSpec, resolve_path
 
 
@@ -75,12 +76,12 @@ def jobs(spec: MatrixSpec, folder: Path, staging: Path) -> list[Job]:
 def _key_inputs(p: Plan, target: str, precision: str) -> dict:
     """Everything that changes the file or what was measured on it (gates and devices do not: they are re-applied)."""
     source = p.source
-    identity = f"folder:{folder_hash(source.path)}" if source.origin == "local" else source.revision
+    identity = f"folder:{sha256(source.path)}" if source.origin == "local" else source.revision  # a folder's files
     data_spec = p.options.data or p.recipe.data
     return {"model": source.model_id, "source": identity, "task": p.task.name, "target": target,
             "precision": precision, "sequence_length": p.sequence_length,
             "buckets": list(p.recipe.sequence_buckets) if p.recipe else [], "opset": p.options.opset,
-            "data": folder_hash(data_mod.locate(data_spec)), "data_spec": data_spec.model_dump(),
+            "data": sha256(data_mod.locate(data_spec)), "data_spec": data_spec.model_dump(),
             "limit": p.options.limit, "threads": p.threads, "runs": p.options.runs, "warmup": p.options.warmup,
             "cpu": cpu_name(), "edgepack": __version__}
 
@@ -258,6 +259,7 @@ def job_list(spec: MatrixSpec, spec_file: Path, ci: str) -> str:
                   "  artifacts: {when: always, paths: [" + folder + "]}", ""]
     lines += ["edgepack-matrix-merge:", "  extends: .edgepack-job", "  when: always",
               "  needs: [" + ", ".join(f"edgepack-matrix-job-{e['job']}" for e in entries) + "]",
-              f"  script: [\"edgepack matrix merge {' '.join(folders)} --out dist/matrix\", \"cat dist/matrix/summary.md\"]",
+              f"  script: [\"edgepack matrix merge {' '.join(folders)} --out dist/matrix\",",
+              "           \"cat dist/matrix/summary.md\"]",
               "  artifacts: {when: always, paths: [dist/matrix], reports: {junit: dist/matrix/junit.xml}}", ""]
     return "\n".join(lines)

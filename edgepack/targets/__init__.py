@@ -72,8 +72,8 @@ class Target:
       tunable     precisions the accuracy-aware search can tune (calibrated ones: layers left in float, variants).
 
     The pipeline calls, in this order:
-      require()                  import the optional toolchain, or raise MissingExtra naming the extra (before any
-                                 download);
+      require()                  check the optional toolchain is installed, or raise MissingExtra naming the extra
+                                 (before any download);
       unsupported(source, task)  why this model cannot go to this target, known before exporting (None: it may);
       export(source, task, settings) -> Exported
                                  trace/convert once to the float program all precisions derive from; preflight of
@@ -102,7 +102,7 @@ class Target:
 
     @staticmethod
     def require() -> None:
-        """Import the target's optional toolchain, or raise MissingExtra naming the extra."""
+        """Check the target's optional toolchain is installed, or raise MissingExtra naming the extra."""
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
