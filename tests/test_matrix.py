@@ -90,6 +90,12 @@ def test_unknown_model_is_exit_2_before_any_export(run_cli, tmp_path, tiny_embed
     assert not (tmp_path / "out").exists() and not (cache / "artifacts").exists()
 
 
+def test_unknown_recipe_names_the_model_and_is_exit_2(run_cli, tmp_path, tiny_embedder, tweets_csv):
+    path = _matrix(tmp_path, [_tiny(tiny_embedder, tweets_csv, recipe="no-such-recipe")])
+    code, _, err = run_cli("matrix", path, "--out", tmp_path / "out")
+    assert code == 2 and "matrix model 'tiny': unknown recipe 'no-such-recipe'" in err and "internal" not in err
+
+
 def test_missing_out_and_bad_job_are_usage_errors(run_cli, tmp_path, tiny_embedder, tweets_csv):
     path = _matrix(tmp_path, [_tiny(tiny_embedder, tweets_csv)])
     code, _, err = run_cli("matrix", path)

@@ -68,8 +68,9 @@ def jobs(spec: MatrixSpec, folder: Path, staging: Path) -> list[Job]:
         options = _options(spec, model, folder, staging / f"plan-{index}")
         try:
             found.append(Job(index, model, plan(resolve_path(model.id, folder), options)))
-        except UsageError as exc:
-            raise type(exc)(f"matrix model {model.label!r}: {exc.message}", exc.hint) from None
+        except UsageError as exc:  # the same error (and exit code), saying which model of the file it is about
+            exc.message = f"matrix model {model.label!r}: {exc.message}"
+            raise
     return found
 
 
