@@ -58,8 +58,9 @@ class Cache:
         self.discarded.append(f"cache entry {folder.name} discarded and rebuilt: {why}")
         shutil.rmtree(folder, ignore_errors=True)
 
-    def put(self, key: str, entry: dict, file: Path) -> None:
-        """Store `file` (copied) with `entry`; temp name then rename, so readers see all of it or nothing."""
+    def put(self, key: str, entry: dict, file: Path) -> tuple[dict, Path]:
+        """Store `file` (copied) with `entry`; temp name then rename, so readers see all of it or nothing. Returns
+        the stored entry and file, as `get` would."""
         self.base.mkdir(parents=True, exist_ok=True)
         tmp = self.base / f".{key}.partial-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -72,9 +73,8 @@ class Cache:
             entry = {**entry, "file": file.name, "sha256": sha256(dest)}
             (tmp / ENTRY).write_text(json.dumps(entry, indent=1, default=str) + "\n")
             final = self.base / key
-            if final.exists():  # a concurrent run stored it first: same key, same content
-                shutil.rmtree(tmp)
-                return
-            tmp.rename(final)
+            if not final.exists():  # else a concurrent run stored it first: same key, same content
+                tmp.rename(final)
+            return entry, final / file.name
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

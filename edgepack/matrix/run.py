@@ -100,11 +100,13 @@ def _result(raw: dict) -> ArtifactResult:
 
 
 def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: Progress) -> tuple[int, dict]:
-    """`pack` the (target, precision) pairs the cache lacks, one run per target; store each artifact built. Returns
-    how many were built, and the entries of those that failed (not cached: the next run tries them again)."""
-    p, built, failed = job.plan, 0, {}
+    """Look every artifact up, and `pack` the (target, precision) pairs the cache lacks, one run per target, storing
+    each one built. Returns how many were built, and per key its (entry, file): file None for an artifact whose build
+    failed (not cached: the next run tries it again)."""
+    p, built = job.plan, 0
+    found = {key: cache.get(key) for key in keys.values()}  # each file's sha256 verified once per run
     for target in p.targets:
-        missing = [x for x in p.precisions[target.name] if cache.get(keys[target.name, x]) is None]
+        missing = [x for x in p.precisions[target.name] if found[keys[target.name, x]] is None]
         if not missing:
             continue
         progress.stage(f"{job.model.label}: building {target.name} {', '.join(missing)} (not in the cache)")
@@ -114,20 +116,17 @@ def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: 
         manifest = json.loads((out / "manifest.json").read_text())
         lines = {a["path"]: a for a in manifest["artifacts"]}
         for raw in report.to_dict()["artifacts"]:
+            key = keys[target.name, raw["precision"]]
             entry = {"inputs": _key_inputs(p, target.name, raw["precision"]), "result": raw,
                      "manifest": lines.get(raw["path"]), "notes": report.notes[1:],
                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            if raw["path"] is None:
-                failed[keys[target.name, raw["precision"]]] = entry
-            else:
-                cache.put(keys[target.name, raw["precision"]], entry, out / raw["path"])
+            found[key] = (entry, None) if raw["path"] is None else cache.put(key, entry, out / raw["path"])
             built += 1
         shutil.rmtree(out, ignore_errors=True)
-    return built, failed
+    return built, found
 
 
-def _assemble(job: Job, keys: dict, cache: Cache, failed: dict, folder: Path, remeasure: bool,
-              progress: Progress) -> Report:
+def _assemble(job: Job, keys: dict, found: dict, folder: Path, remeasure: bool, progress: Progress) -> Report:
     """The model's pack folder from the cache; gates and device estimates computed now, latency re-timed if asked."""
     p = job.plan
     folder.mkdir()
@@ -137,11 +136,7 @@ def _assemble(job: Job, keys: dict, cache: Cache, failed: dict, folder: Path, re
     results, lines, notes = [], [], []
     for target in p.targets:
         for precision in p.precisions[target.name]:
-            key = keys[target.name, precision]
-            found = (failed[key], None) if key in failed else cache.get(key)
-            if found is None:
-                raise RuntimeError(f"cache entry {key} vanished during the run")
-            entry, file = found
+            entry, file = found[keys[target.name, precision]]
             result = _result(entry["result"])
             results.append(result)
             notes += entry["notes"]
@@ -226,10 +221,10 @@ def run(spec: MatrixSpec, spec_hash: str, spec_file: Path, out: Path, job_index:
         for job in chosen:
             p = job.plan
             keys = {(t.name, x): key_of(_key_inputs(p, t.name, x)) for t in p.targets for x in p.precisions[t.name]}
-            count, failed = _build_missing(job, keys, cache, staging, progress)
+            count, found = _build_missing(job, keys, cache, staging, progress)
             built, reused = built + count, reused + len(keys) - count
             progress.stage(f"{job.model.label}: estimating and gating on {len(p.profiles)} device(s)")
-            report = _assemble(job, keys, cache, failed, tmp / job.slug, remeasure, progress)
+            report = _assemble(job, keys, found, tmp / job.slug, remeasure, progress)
             rows += cells(job, report)
         if base_rows is not None:
             baseline_mod.apply(rows, base_rows, spec.tolerances)
