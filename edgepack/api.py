@@ -19,7 +19,7 @@ from .gates import Check, device_checks, gate_checks, unmeasured
 from .manifest import remove, sha256, size_of
 from .manifest import write as write_manifest
 from .progress import Progress
-from .estimate.count import count_costs, runtime_family
+from .estimate.count import remembered_costs, runtime_family
 from .plan import PackOptions, Plan, plan
 from .precisions import calibrated, known as known_precisions
 from .registry import TARGETS, TASKS
@@ -261,9 +261,10 @@ def estimate_devices(p: Plan, path: Path, io: dict, timing_inputs: dict, host: d
     costs = at_max = None
     try:
         runtime = runtime_family(path)
-        at_max = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
-        costs = at_max if gate_length == p.sequence_length else count_costs(
-            path, {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
+        at_max = remembered_costs(path, result.sha256, {k: v for k, v in timing_inputs.items() if k in names})
+        costs = at_max if gate_length == p.sequence_length else remembered_costs(
+            path, result.sha256,
+            {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
     except NotImplementedError as exc:
         result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
     if at_max is not None:

@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from pathlib import Path
 
 from ..manifest import sha256, versions
+from ..memo import root
 
 ENTRY = "entry.json"
-
-
-def root() -> Path:
-    """$EDGEPACK_CACHE, else ~/.cache/edgepack."""
-    return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
 
 
 def key_of(inputs: dict) -> str:
