@@ -76,9 +76,10 @@ def main() -> None:
         f"Second / first: **{ratio:.1%}** (the bar: at most 15%). Same figures in both runs (accuracy, size, host "
         f"p50, device estimates, verdicts): {'yes' if same else 'NO'}. junit.xml valid against tests/data/junit.xsd "
         "in both; matrix.json, summary.md, report.html and each model's pack folder written.", "",
-        "What the second run still does: start Python and import the exporters' modules that plan() reads, resolve "
-        "and plan both models, verify each cached file's sha256, copy the files into the pack folders, count the "
-        "graphs' op costs, estimate and gate every device, and write the reports (report.html draws its plots).", "",
+        "What the second run still does: start Python, resolve and plan both models (the ONNX preflight's verdict "
+        "and each file's op-cost count are read from the cache's memo/, stored by the first run), verify each cached "
+        "file's sha256, copy the files into the pack folders, estimate and gate every device, and write the reports "
+        "(report.html draws its plots: about a third of the time left).", "",
         "The second run's summary.md:", "", *summary.splitlines()]
     (ROOT / "benchmarks" / "matrix_cache.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:14]))
