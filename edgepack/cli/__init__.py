@@ -15,6 +15,7 @@ from ..errors import EdgepackError, one_line
 from .compare import compare
 from .estimate import calibrate, estimate, measure
 from .info import devices, inspect, recipes
+from .matrix import matrix
 from .pack import pack
 
 
@@ -24,7 +25,7 @@ def cli():
     """Compress, export and check pretrained models for edge devices."""
 
 
-for _command in (pack, compare, inspect, devices, recipes, estimate, calibrate, measure):
+for _command in (pack, compare, matrix, inspect, devices, recipes, estimate, calibrate, measure):
     cli.add_command(_command)
 
 
