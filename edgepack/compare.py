@@ -49,6 +49,7 @@ class CompareOptions:
     runs: int = 100
     warmup: int = 10
     force: bool = False
+    cache: Path | None = None  # the artifact cache `matrix` uses; None: $EDGEPACK_CACHE, else ~/.cache/edgepack
 
 
 @dataclass
@@ -288,7 +289,19 @@ def _pack_or_reuse(options: CompareOptions, c: Candidate, tmp: Path, progress: P
         return json.loads((c.packed / "report.json").read_text())
     from .api import pack
 
-    return pack(c.model, _pack_options(options, c, tmp / c.name), _Prefixed(progress, c.name)).to_dict()
+    prefixed = _Prefixed(progress, c.name)
+    if c.distill is not None:  # a student is trained anew: not an artifact the cache holds
+        return pack(c.model, _pack_options(options, c, tmp / c.name), prefixed).to_dict()
+    from .matrix.cache import Cache
+    from .matrix.run import cached_pack
+
+    p = plan(c.model, _pack_options(options, c, tmp / c.name))
+    cache = Cache(options.cache)
+    report, _, reused = cached_pack(p, c.name, tmp / c.name, cache, tmp / ".staging", progress=prefixed)
+    shutil.rmtree(tmp / ".staging", ignore_errors=True)
+    if reused:
+        prefixed.stage(f"{reused} artifact(s) from the artifact cache ({cache.base})")
+    return report.to_dict()
 
 
 def metric_name(task: str, reference: str | None) -> str:

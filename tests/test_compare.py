@@ -19,6 +19,15 @@ LABELS = ["negative", "neutral", "positive"]
 FAST = ["--runs", "5", "--warmup", "1", "--precision", "fp32,int8-dynamic"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def artifact_cache(tmp_path_factory):
+    """One artifact cache for this module's compare runs (compare shares matrix's cache), not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        cache = tmp_path_factory.mktemp("cache")
+        patch.setenv("EDGEPACK_CACHE", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="module")
 def embedders(tiny_embedder, tmp_path_factory):
     """The tiny embedder twice (two folders) and once more under a non-commercial license."""
@@ -65,6 +74,29 @@ def test_compare_writes_its_outputs_and_recommends_per_device(compared):
         assert verdict["verdict"].startswith(f"{device}: {best['candidate']} {best['artifact']}")
     md = (compared / "compare.md").read_text()
     assert md.startswith("# edgepack compare: feature-extraction\n\nPASSED") and "| candidate |" in md
+
+
+def test_a_second_compare_takes_the_candidates_from_the_artifact_cache(compared, embedders, tweets_csv, tmp_path,
+                                                                        run_cli, monkeypatch, artifact_cache):
+    import edgepack.matrix.run
+
+    built = []
+    real_pack = edgepack.matrix.run.pack
+    monkeypatch.setattr(edgepack.matrix.run, "pack", lambda *a, **k: built.append(a[0]) or real_pack(*a, **k))
+    a, b, _ = embedders
+    code, _, err = run_cli("compare", a, b, "--device", "raspberry-pi-4", "--device", "pixel-4", "--data", tweets_csv,
+                           "--out", tmp_path / "again", *FAST)
+    assert code == 0, err
+    assert built == [] and "from the artifact cache" in err
+    first, again = (json.loads((folder / "compare.json").read_text())["rows"] for folder in (compared, tmp_path / "again"))
+    def figures(row):  # the Pareto front is not compared: the first run had a third candidate
+        return {k: row[k] for k in ("candidate", "artifact", "metric", "fidelity", "size_mb")} | {
+            d: row["devices"][d]["estimate"] for d in row["devices"]}
+
+    assert [figures(r) for r in again] == [figures(r) for r in first if not r["candidate"].endswith("steps-5")]
+    report = json.loads((tmp_path / "again" / "tiny-embedder" / "report.json").read_text())
+    assert all(any("from the artifact cache" in n for n in a["notes"]) for a in report["artifacts"])
+    assert not (tmp_path / "again" / ".staging").exists()
 
 
 def test_no_candidate_within_the_limits_exits_1_naming_the_closest(embedders, tweets_csv, tmp_path, run_cli):

@@ -31,8 +31,10 @@ from .common import EXIT_GATES_FAILED, ClickProgress, split
 @click.option("--runs", type=click.IntRange(min=5), default=100, show_default=True, help="Timed runs per artifact.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed warm-up runs.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--cache", type=click.Path(path_type=Path),
+              help="Artifact cache folder, shared with `matrix` (default: $EDGEPACK_CACHE, else ~/.cache/edgepack).")
 def compare(candidates, devices, data_path, text_column, label_column, data_encoding, limit, targets, precisions,
-            min_accuracy, max_latency_ms, commercial, metric, out, runs, warmup, force):
+            min_accuracy, max_latency_ms, commercial, metric, out, runs, warmup, force, cache):
     """Pack each CANDIDATE and recommend, per device, the fastest artifact meeting the limits.
 
     A CANDIDATE is a model id or folder, MODEL@distill:layers=N[,steps=..,minutes=..] (its distilled student), or
@@ -48,7 +50,7 @@ def compare(candidates, devices, data_path, text_column, label_column, data_enco
         data=DataSpec(path=data_path) if data_path is not None else None, targets=split(targets) or None,
         precisions=split(precisions) or None, min_accuracy=min_accuracy, max_latency_ms=max_latency_ms,
         commercial=commercial, metric=metric, text_column=text_column, label_column=label_column,
-        data_encoding=data_encoding, limit=limit, runs=runs, warmup=warmup, force=force)
+        data_encoding=data_encoding, limit=limit, runs=runs, warmup=warmup, force=force, cache=cache)
     result = run_compare(options, progress=ClickProgress())
     click.echo(to_table(result))
     for device in result["devices"].values():

@@ -43,7 +43,12 @@ class Job:
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.model.label)
+        return slug_of(self.model.label)
+
+
+def slug_of(label: str) -> str:
+    """A label as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label)
 
 
 def _options(spec: MatrixSpec, model: MatrixModel, folder: Path, out: Path) -> PackOptions:
@@ -83,6 +88,7 @@ def _key_inputs(p: Plan, target: str, precision: str) -> dict:
             "precision": precision, "sequence_length": p.sequence_length,
             "buckets": list(p.recipe.sequence_buckets) if p.recipe else [], "opset": p.options.opset,
             "data": sha256(data_mod.locate(data_spec)), "data_spec": data_spec.model_dump(),
+            "columns": [p.options.text_column, p.options.label_column, p.options.data_encoding],  # compare's flags
             "limit": p.options.limit, "threads": p.threads, "runs": p.options.runs, "warmup": p.options.warmup,
             "cpu": cpu_name(), "edgepack": __version__}
 
@@ -99,18 +105,31 @@ def _result(raw: dict) -> ArtifactResult:
         notes=list(raw["notes"]), role=raw["role"])
 
 
-def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: Progress) -> tuple[int, dict]:
+def cached_pack(p: Plan, label: str, folder: Path, cache: Cache, staging: Path, remeasure: bool = False,
+                progress: Progress | None = None) -> tuple[Report, int, int]:
+    """`pack` through the artifact cache: what the cache lacks is built by `pack` and stored, then `folder` is
+    assembled as `pack` writes it, gates and device estimates applied now. Returns the report and how many artifacts
+    were built and reused. `compare` packs its candidates this way too."""
+    progress = progress or Progress()
+    keys = {(t.name, x): key_of(_key_inputs(p, t.name, x)) for t in p.targets for x in p.precisions[t.name]}
+    count, found = _build_missing(p, label, slug_of(label), keys, cache, staging, progress)
+    progress.stage(f"{label}: estimating and gating on {len(p.profiles)} device(s)")
+    return _assemble(p, label, keys, found, folder, remeasure, progress), count, len(keys) - count
+
+
+def _build_missing(p: Plan, label: str, slug: str, keys: dict, cache: Cache, staging: Path,
+                   progress: Progress) -> tuple[int, dict]:
     """Look every artifact up, and `pack` the (target, precision) pairs the cache lacks, one run per target, storing
     each one built. Returns how many were built, and per key its (entry, file): file None for an artifact whose build
     failed (not cached: the next run tries it again)."""
-    p, built = job.plan, 0
+    built = 0
     found = {key: cache.get(key) for key in keys.values()}  # each file's sha256 verified once per run
     for target in p.targets:
         missing = [x for x in p.precisions[target.name] if found[keys[target.name, x]] is None]
         if not missing:
             continue
-        progress.stage(f"{job.model.label}: building {target.name} {', '.join(missing)} (not in the cache)")
-        out = staging / f"{job.slug}-{target.name}"
+        progress.stage(f"{label}: building {target.name} {', '.join(missing)} (not in the cache)")
+        out = staging / f"{slug}-{target.name}"
         report = pack(str(p.source.path) if p.source.origin == "local" else p.source.model_id,
                       replace(p.options, out=out, targets=[target.name], precisions=missing), progress)
         manifest = json.loads((out / "manifest.json").read_text())
@@ -126,9 +145,9 @@ def _build_missing(job: Job, keys: dict, cache: Cache, staging: Path, progress: 
     return built, found
 
 
-def _assemble(job: Job, keys: dict, found: dict, folder: Path, remeasure: bool, progress: Progress) -> Report:
+def _assemble(p: Plan, label: str, keys: dict, found: dict, folder: Path, remeasure: bool,
+              progress: Progress) -> Report:
     """The model's pack folder from the cache; gates and device estimates computed now, latency re-timed if asked."""
-    p = job.plan
     folder.mkdir()
     (folder / "tokenizer").mkdir()
     p.task.save_preprocessor(folder / "tokenizer")
@@ -152,7 +171,7 @@ def _assemble(job: Job, keys: dict, found: dict, folder: Path, remeasure: bool, 
             host = None
             if result.latency_ms.host is not None:
                 if remeasure:
-                    progress.stage(f"{job.model.label}: {result.label}: timing again (--remeasure)")
+                    progress.stage(f"{label}: {result.label}: timing again (--remeasure)")
                     m = latency.measure(path, timing_inputs, p.threads, p.options.warmup, p.options.runs)
                     result.latency_ms.host = HostLatency(**{k: m[k] for k in ("p50", "p90", "threads", "runs",
                                                                               "warmup")}, histogram=m.get("histogram"))
@@ -219,12 +238,9 @@ def run(spec: MatrixSpec, spec_hash: str, spec_file: Path, out: Path, job_index:
     rows, built, reused = [], 0, 0
     with building(out) as tmp:
         for job in chosen:
-            p = job.plan
-            keys = {(t.name, x): key_of(_key_inputs(p, t.name, x)) for t in p.targets for x in p.precisions[t.name]}
-            count, found = _build_missing(job, keys, cache, staging, progress)
-            built, reused = built + count, reused + len(keys) - count
-            progress.stage(f"{job.model.label}: estimating and gating on {len(p.profiles)} device(s)")
-            report = _assemble(job, keys, found, tmp / job.slug, remeasure, progress)
+            report, count, from_cache = cached_pack(job.plan, job.model.label, tmp / job.slug, cache, staging,
+                                                    remeasure, progress)
+            built, reused = built + count, reused + from_cache
             rows += cells(job, report)
         if base_rows is not None:
             baseline_mod.apply(rows, base_rows, spec.tolerances)
