@@ -28,11 +28,17 @@ class OnnxTarget(Target):
         import optimum.exporters.onnx.model_configs  # noqa: F401 - registers the exportable model types
         from optimum.exporters.tasks import TasksManager
 
-        model_type = str(source.config.get("model_type", "")).replace("_", "-")
-        try:
-            tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
-        except KeyError:
-            return f"optimum's ONNX exporter does not know model type {model_type!r}"
+        model_type = str(source.config.get("model_type", ""))
+        tasks = None
+        # optimum spells most types with dashes (blenderbot-small), some as transformers does (mobilenet_v2).
+        for spelling in dict.fromkeys((model_type.replace("_", "-"), model_type)):
+            try:
+                tasks = TasksManager.get_supported_tasks_for_model_type(spelling, "onnx", library_name="transformers")
+                break
+            except KeyError:
+                continue
+        if tasks is None:
+            return f"optimum's ONNX exporter does not know model type {model_type.replace('_', '-')!r}"
         if task_name not in tasks:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
         return None
