@@ -13,16 +13,14 @@ ENTITY_WORDS = {"google": "ORG", "kid": "PER", "school": "LOC", "road": "LOC"}
 
 # Small configs per model type: the real models' layer types, a few thousand parameters.
 TEXT_CONFIGS = {
-    "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                 max_position_embeddings=128),
-    "distilbert": dict(dim=32, n_layers=2, n_heads=2, hidden_dim=37, max_position_embeddings=128),
-    # RoBERTa counts positions from padding_idx + 1: two more rows than the longest input.
+    "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37),
+    "distilbert": dict(dim=32, n_layers=2, n_heads=2, hidden_dim=37),
     "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                    max_position_embeddings=130, pad_token_id=0, type_vocab_size=1),
+                    pad_token_id=0, type_vocab_size=1),
 }
 IMAGE_CONFIGS = {
     "mobilenet_v2": dict(image_size=32, depth_multiplier=0.35, min_depth=4, finegrained_output=False),
-    "efficientnet": dict(image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=64,
+    "efficientnet": dict(image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128,
                          depthwise_padding=[], num_hidden_layers=16),
     "vit": dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                 intermediate_size=37),
@@ -34,8 +32,10 @@ AUTO_CLASSES = {"feature-extraction": "AutoModel", "text-classification": "AutoM
                 "image-classification": "AutoModelForImageClassification"}
 
 
-def build_tiny(folder: Path, model_type: str, task: str, labels: list[str] | None = None) -> Path:
-    """A random model of `model_type` for `task`, saved with its tokenizer or image processor."""
+def build_tiny(folder: Path, model_type: str, task: str, labels: list[str] | None = None,
+               max_length: int = 128) -> Path:
+    """A random model of `model_type` for `task`, saved with its tokenizer or image processor; text models take
+    `max_length` tokens (a recipe's sequence length)."""
     import torch
     import transformers
     from transformers import AutoConfig
@@ -52,13 +52,19 @@ def build_tiny(folder: Path, model_type: str, task: str, labels: list[str] | Non
         config = AutoConfig.for_model(model_type, num_channels=3, **IMAGE_CONFIGS[model_type], **extra)
         ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
     else:
-        tok = _tokenizer(folder)
+        # The vocabulary stays larger than the position table, as in real models (see _tokenizer).
+        tok = _tokenizer(folder, size=max(160, max_length + 32))
+        tok.model_max_length = max_length
+        tok.save_pretrained(str(folder))
         if model_type == "distilbert":  # its tokenizer emits no token_type_ids (the model takes none)
             from transformers import DistilBertTokenizerFast
 
             DistilBertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True,
-                                    model_max_length=128).save_pretrained(str(folder))
-        config = AutoConfig.for_model(model_type, vocab_size=tok.vocab_size, **TEXT_CONFIGS[model_type], **extra)
+                                    model_max_length=max_length).save_pretrained(str(folder))
+        # RoBERTa counts positions from padding_idx + 1: two more rows than the longest input.
+        positions = max_length + 2 if model_type == "roberta" else max_length
+        config = AutoConfig.for_model(model_type, vocab_size=tok.vocab_size, **TEXT_CONFIGS[model_type],
+                                      max_position_embeddings=positions, **extra)
     model = getattr(transformers, AUTO_CLASSES[task]).from_config(config).eval()
     model.save_pretrained(str(folder), safe_serialization=True)
     (folder / "README.md").write_text(f"---\nlicense: apache-2.0\n---\n# tiny random {model_type} for {task}\n")

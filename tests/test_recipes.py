@@ -1,15 +1,17 @@
 """Every shipped recipe is proven: `pack --recipe NAME` runs end to end on a tiny random model of the recipe's model
 type (built from a small config of that type), with the recipe's own precisions, gates, devices and default data,
-so a recipe cannot rot. The run is ONNX-only to stay within CI's budget; the recipe's other targets are checked to
-accept the model in preflight, and the task tests pack every converted target on the same architectures."""
+so a recipe cannot rot. Each recipe runs once on ONNX; then each (model type, task) of the catalog runs once on all
+the other targets its recipes name, with every precision they name, on one small sequence bucket (CI's budget)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 
 from edgepack.config import Recipe, list_names, load_named
+from edgepack.plan import load_recipe
 from edgepack.registry import TARGETS
 from edgepack.source import resolve
 
@@ -64,7 +66,7 @@ def test_recipe_packs_end_to_end_on_a_tiny_model_of_its_type(name, run_cli, imag
     recipe = load_named("recipes", name, Recipe)
     model_type = recipe.model_type or DEFAULT_TYPE.get(recipe.task, "bert")
     assert model_type in TEXT_CONFIGS or model_type in IMAGE_CONFIGS, f"no tiny config for {model_type}"
-    model = build_tiny(tmp_path / "model", model_type, recipe.task, _labels(recipe))
+    model = build_tiny(tmp_path / "model", model_type, recipe.task, _labels(recipe), recipe.sequence_length)
     source = resolve(str(model))
     assert source.config["model_type"] == model_type
     for target in recipe.targets:  # the targets the run below leaves out still accept the model
@@ -84,3 +86,46 @@ def test_recipe_packs_end_to_end_on_a_tiny_model_of_its_type(name, run_cli, imag
     assert code == 0 and failed == [], (stderr, failed)
     for artifact in report["artifacts"]:
         assert artifact["accuracy"]["metric"] and artifact["latency_ms"]["devices"].keys() == set(recipe.devices)
+
+
+def _converted_groups() -> dict[tuple[str, str], dict]:
+    """(model type, task) -> the first recipe of it and, per non-ONNX target its recipes name, the precisions they
+    name that the target offers (the union over the recipes)."""
+    groups: dict[tuple[str, str], dict] = {}
+    for name in list_names("recipes"):
+        recipe = load_named("recipes", name, Recipe)
+        group = groups.setdefault((recipe.model_type or DEFAULT_TYPE.get(recipe.task, "bert"), recipe.task),
+                                  {"recipe": name, "targets": {}})
+        for target in recipe.targets:
+            offered = TARGETS.get(target).precisions
+            if target != "onnx":
+                group["targets"].setdefault(target, set()).update(p for p in recipe.precisions if p in offered)
+    return {key: group for key, group in groups.items() if group["targets"]}
+
+
+CONVERTED = _converted_groups()
+ONE_BUCKET = 64  # one fixed-shape entry point, not four: conversion time is per bucket (the QA data's longest question is 43 tiny-vocabulary tokens)
+
+
+@pytest.mark.parametrize("model_type,task", sorted(CONVERTED))
+def test_recipes_other_targets_and_precisions_on_a_tiny_model_of_their_type(model_type, task, run_cli,
+                                                                           image_folder, tmp_path):
+    group = CONVERTED[(model_type, task)]
+    recipe = load_recipe(group["recipe"], None)  # its data path resolved
+    model = build_tiny(tmp_path / "model", model_type, task, _labels(recipe), recipe.sequence_length)
+    small = recipe.model_copy(update={"sequence_length": ONE_BUCKET, "sequence_buckets": [ONE_BUCKET]})
+    recipe_file = tmp_path / "recipe.yaml"
+    recipe_file.write_text(yaml.safe_dump(small.model_dump(mode="json", exclude_none=True)))
+    precisions = sorted(set().union(*group["targets"].values()))
+    data = ["--data", image_folder] if recipe.data is None else []
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("pack", model, "--recipe", recipe_file, "--target", ",".join(group["targets"]),
+                              "--precision", ",".join(precisions), *data, "--out", out, *FAST[:4], "--limit", "8")
+    assert (out / "report.json").is_file(), (code, stderr)
+    report = json.loads((out / "report.json").read_text())
+    built = {(a["target"], a["precision"]) for a in report["artifacts"]}
+    wanted = {(t, p) for t, ps in group["targets"].items() for p in ps}
+    assert wanted <= built, wanted - built
+    failed = [(a["target"], a["precision"], c["name"], c["detail"]) for a in report["artifacts"] for c in a["checks"]
+              if not c["passed"]]
+    assert code == 0 and failed == [], (stderr, failed)

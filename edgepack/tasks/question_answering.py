@@ -67,6 +67,11 @@ class QuestionAnswering(Task):
         if not all(hasattr(s, "question") for s in samples):
             raise DataError("question-answering evaluates on question + context pairs",
                             "pass --data a JSONL file with question and context fields (and optional answers)")
+        # The tokenizer truncates contexts only: a question that fills the window leaves no answer to find.
+        longest = max(len(self.tokenizer(s.question)["input_ids"]) for s in samples)
+        if longest + 2 > max_length:  # the question, a separator, at least one context token
+            raise DataError(f"a question of the data has {longest} tokens, leaving no room for its context in "
+                            f"{max_length}", "pass a larger --sequence-length, or shorter questions")
         return super().workload_lengths(samples, max_length)
 
     def encode(self, samples, max_length, pad_to_max=False):
