@@ -66,6 +66,15 @@ def build_tiny(folder: Path, model_type: str, task: str, labels: list[str] | Non
         config = AutoConfig.for_model(model_type, vocab_size=tok.vocab_size, **TEXT_CONFIGS[model_type],
                                       max_position_embeddings=positions, **extra)
     model = getattr(transformers, AUTO_CLASSES[task]).from_config(config).eval()
+    for module in model.modules():
+        # transformers draws batch-norm scales ~N(0, 0.02) for some CNNs (EfficientNet); trained ones are ~1. Folded
+        # into the convolutions, 0.02 scales make weights fp16 cannot hold and activations int8 cannot tell apart.
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.init.ones_(module.weight)
+        # N(0, 0.02) convolutions shrink activations ~6x per layer in a narrow MobileNet: logits of 1e-26, which no
+        # int8 scale holds. He initialisation keeps them O(1), as training does.
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     model.save_pretrained(str(folder), safe_serialization=True)
     (folder / "README.md").write_text(f"---\nlicense: apache-2.0\n---\n# tiny random {model_type} for {task}\n")
     return folder
