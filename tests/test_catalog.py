@@ -59,9 +59,10 @@ def _source(model_id: str, model_type: str) -> Source:
 
 
 @pytest.mark.parametrize("model_id,model_type,task,expected", [
-    ("dslim/bert-base-NER", "bert", "token-classification", ["bert-ner"]),  # its own recipe, default too
-    ("someone/my-distilbert-ner", "distilbert", "token-classification", ["distilbert-ner", "bert-ner"]),
-    ("someone/my-roberta-ner", "roberta", "token-classification", ["bert-ner"]),  # the task's default only
+    ("dslim/bert-base-NER", "bert", "token-classification", ["bert-ner", "token-classification"]),
+    ("someone/my-bert-ner", "bert", "token-classification", ["bert-ner", "token-classification"]),
+    ("someone/my-distilbert-ner", "distilbert", "token-classification", ["distilbert-ner", "token-classification"]),
+    ("someone/my-roberta-ner", "roberta", "token-classification", ["token-classification"]),  # the default only
     ("someone/my-roberta", "roberta", "text-classification", ["twitter-roberta-sentiment", "tweet-sentiment"]),
     ("google/mobilenet_v2_1.0_224", "mobilenet_v2", "image-classification", ["mobilenet-v2", "image-classification"]),
 ])
@@ -74,7 +75,7 @@ def test_inspect_says_which_tasks_apply_and_which_recipe_fits(run_cli, tmp_path)
     code, stdout, _ = run_cli("inspect", model, "--json", "--device", "pixel-4")
     info = json.loads(stdout)
     assert code == 0 and info["applicable_tasks"] == ["token-classification"]
-    assert info["recipes"] == ["distilbert-ner", "bert-ner"]
+    assert info["recipes"] == ["distilbert-ner", "token-classification"]
     code, stdout, _ = run_cli("inspect", model, "--device", "pixel-4")
     assert "tasks        token-classification" in stdout
-    assert "recipe       distilbert-ner (also: bert-ner)" in stdout
+    assert "recipe       distilbert-ner (also: token-classification)" in stdout
