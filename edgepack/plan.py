@@ -64,7 +64,7 @@ def load_recipe(name: str | None, task: str | None) -> Recipe | None:
     for candidate in list_names("recipes"):
         recipe = load_named("recipes", candidate, Recipe)
         if recipe.task == task and recipe.default_for_task:
-            return recipe
+            return load_recipe(candidate, None)  # by name: its data path resolved as above
     return None
 
 

@@ -47,6 +47,15 @@ def test_there_are_at_least_ten_recipes_naming_a_hub_model():
             "image-classification"} <= tasks
 
 
+@pytest.mark.parametrize("task", sorted({load_named("recipes", n, Recipe).task for n in list_names("recipes")}))
+def test_each_tasks_default_recipe_finds_its_data_from_any_folder(task, tmp_path, monkeypatch):
+    from edgepack.data import locate
+
+    monkeypatch.chdir(tmp_path)  # a shipped recipe's relative data path means the file in the recipes folder
+    recipe = load_recipe(None, task)
+    assert recipe.default_for_task and (recipe.data is None or locate(recipe.data).is_file())
+
+
 @pytest.mark.parametrize("name", list_names("recipes"))
 def test_every_default_in_a_recipe_says_why(name):
     """Each top-level field after the description (a default the recipe sets) has a comment on or above it."""
