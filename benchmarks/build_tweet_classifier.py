@@ -122,6 +122,11 @@ def build(dest: Path, steps: int, batch: int, max_length: int, lr: float, thread
             "heldout_tweets": len(held), "train_seconds": round(seconds, 1),
             "final_loss_mean_last50": float(np.mean(losses[-50:])), "heldout_accuracy_torch_fp32": acc,
             "torch": torch.__version__}
+    return publish(partial, dest, info)
+
+
+def publish(partial: Path, dest: Path, info: dict) -> dict:
+    """train.json written last, then the folder renamed into place: a half-built model is never reused."""
     (partial / "train.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)

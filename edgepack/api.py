@@ -298,6 +298,7 @@ def _size_class(params: int | None) -> str:
 
 def inspect(model: str, devices: list[str] | None = None, revision: str | None = None, task: str | None = None,
             allow_pickle: bool = False, trust_remote_code: bool = False) -> dict:
+    from .catalog import applicable_tasks, fitting_recipes
     from .licenses import commercial_use
     from .tasks import detect_task
 
@@ -323,6 +324,7 @@ def inspect(model: str, devices: list[str] | None = None, revision: str | None =
                      for name_, p in known_precisions().items()}
     return {"model": source.model_id, "revision": source.revision, "origin": source.origin, "task": task_name,
             "architectures": source.config.get("architectures"), "model_type": source.config.get("model_type"),
+            "applicable_tasks": applicable_tasks(source), "recipes": fitting_recipes(source, task_name),
             "parameters": params, "size_class": _size_class(params), "license": source.license,
             "commercial_use": commercial_use(source.license), "weights": source.weights, "targets": targets,
             "devices": fit}

@@ -123,6 +123,9 @@ class Recipe(Strict):
     description: str
     task: str
     model: str | None = None
+    # The model's config.json model_type (bert, vit, ...): `inspect` matches models to recipes by task and type, and
+    # the recipe test builds a tiny random model of it.
+    model_type: str | None = None
     targets: list[str] = ["onnx"]
     precisions: list[str] = ["fp32", "fp16", "int8-dynamic"]
     sequence_length: int = Field(default=128, gt=0, le=8192)

@@ -1,4 +1,5 @@
-"""Evaluation data: a CSV or JSONL file with a text column and an optional label column."""
+"""Evaluation data: a CSV or JSONL file with a text column and an optional label column; tagged sentences and
+question + context pairs for the structured tasks (data_formats.py); a folder of images."""
 
 from __future__ import annotations
 
@@ -99,21 +100,67 @@ def _image_folder(path: Path, spec: DataSpec) -> Dataset:
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    if spec.limit is not None and spec.limit < len(files):
-        keep = np.random.default_rng(spec.seed).choice(len(files), size=spec.limit, replace=False)
-        files = [files[i] for i in sorted(keep)]
+    files = _sample(files, spec)
     labelled = all(f.parent != path for f in files)
     labels = [f.parent.name for f in files] if labelled else None
     return Dataset([str(f) for f in files], labels, str(path), "image", "folder" if labelled else None)
 
 
+def _sample(items: list, spec: DataSpec) -> list:
+    """A seeded sample of `spec.limit` items in file order, not the head: files are often sorted by label."""
+    if spec.limit is None or spec.limit >= len(items):
+        return items
+    keep = np.random.default_rng(spec.seed).choice(len(items), size=spec.limit, replace=False)
+    return [items[i] for i in sorted(keep)]
+
+
+def _tagged(sentences: list, path: Path, spec: DataSpec) -> Dataset:
+    """Tagged sentences (data_formats): samples are the words joined by spaces; labels their tags, likewise."""
+    if not sentences:
+        raise DataError(f"{path}: no sentences")
+    sentences = _sample(sentences, spec)
+    labelled = all(tags is not None for _, tags in sentences)
+    return Dataset([" ".join(words) for words, _ in sentences],
+                   [" ".join(tags) for _, tags in sentences] if labelled else None,
+                   _origin(spec, path), "tokens", "tags" if labelled else None)
+
+
+def _structured(rows: list[dict], path: Path, spec: DataSpec) -> Dataset | None:
+    """JSONL rows of tagged tokens, or of question + context, as their tasks read them; None for plain text rows."""
+    from .data_formats import answers_label, qa_rows, tagged_rows
+
+    sentences = tagged_rows(rows, path)
+    if sentences is not None:
+        return _tagged(sentences, path, spec)
+    pairs = qa_rows(rows)
+    if pairs is None:
+        return None
+    if not pairs:
+        raise DataError(f"{path}: no row has both a question and a context")
+    pairs = _sample(pairs, spec)
+    labelled = all(pair.answers for pair in pairs)
+    return Dataset(pairs, [answers_label(p) for p in pairs] if labelled else None, _origin(spec, path),
+                   "question+context", "answers" if labelled else None)
+
+
+def _origin(spec: DataSpec, path: Path) -> str:
+    return f"{spec.package}:{spec.path}" if spec.package else str(path)
+
+
 def load(spec: DataSpec) -> Dataset:
+    from .data_formats import CONLL_SUFFIXES, read_conll
+
     path = locate(spec)
     if path.is_dir():
         return _image_folder(path, spec)
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return _tagged(read_conll(path, spec.encoding), path, spec)
     rows = _read_rows(path, spec.encoding)
     if not rows:
         raise DataError(f"{path}: no rows")
+    structured = _structured(rows, path, spec)
+    if structured is not None:
+        return structured
     columns = list(rows[0].keys())
     text_col = _pick(columns, spec.text_column, _TEXT_NAMES, "text", path)
     if text_col is None:
@@ -123,10 +170,7 @@ def load(spec: DataSpec) -> Dataset:
     rows = [r for r in rows if isinstance(r.get(text_col), str) and r[text_col].strip()]
     if not rows:
         raise DataError(f"{path}: column {text_col!r} holds no text")
-    if spec.limit is not None and spec.limit < len(rows):
-        # A seeded sample, not the head: files are often sorted by label.
-        keep = np.random.default_rng(spec.seed).choice(len(rows), size=spec.limit, replace=False)
-        rows = [rows[i] for i in sorted(keep)]
+    rows = _sample(rows, spec)
     labels = None
     if label_col is not None:
         labels = [_label(r.get(label_col)) for r in rows]
@@ -134,8 +178,7 @@ def load(spec: DataSpec) -> Dataset:
         if missing:
             raise DataError(f"{path}: {missing} row(s) have no value in label column {label_col!r}",
                             "fill them in, or drop the rows")
-    origin = f"{spec.package}:{spec.path}" if spec.package else str(path)
-    return Dataset([r[text_col] for r in rows], labels, origin, text_col, label_col)
+    return Dataset([r[text_col] for r in rows], labels, _origin(spec, path), text_col, label_col)
 
 
 def _label(value) -> str:

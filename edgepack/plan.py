@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import data as data_mod, devices as devices_mod
 from .bench.latency import usable_cores
-from .config import DataSpec, Gates, Recipe, list_names, load_named
+from .config import DataSpec, Gates, Recipe, data_dir, list_names, load_named
 from .errors import UsageError
 from .estimate.host import load_profile
 from .registry import TARGETS, TASKS
@@ -55,14 +55,16 @@ def load_recipe(name: str | None, task: str | None) -> Recipe | None:
     if name is not None:
         recipe = load_named("recipes", name, Recipe)
         data, folder = recipe.data, Path(name).parent
-        if data and data.package is None and not Path(data.path).is_absolute() and Path(name).is_file():
-            # A recipe file's data path means the file beside it, wherever edgepack is run from.
+        if data and data.package is None and not Path(data.path).is_absolute():
+            # A recipe file's data path means the file beside it, wherever edgepack is run from (a shipped one's:
+            # the file in the recipes folder).
+            folder = folder if Path(name).is_file() else data_dir("recipes")
             recipe = recipe.model_copy(update={"data": data.model_copy(update={"path": str(folder / data.path)})})
         return recipe
     for candidate in list_names("recipes"):
         recipe = load_named("recipes", candidate, Recipe)
         if recipe.task == task and recipe.default_for_task:
-            return recipe
+            return load_recipe(candidate, None)  # by name: its data path resolved as above
     return None
 
 

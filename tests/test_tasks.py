@@ -151,3 +151,11 @@ def test_folder_without_preprocessor_files_is_a_usage_error(request, tmp_path, f
         shutil.copy(request.getfixturevalue(fixture) / name, tmp_path / name)
     with pytest.raises(UsageError, match="cannot load the"):
         getattr(TASKS.get(task)(resolve(str(tmp_path))), preprocessor)
+
+
+def test_image_top5_overlap_counts_shared_best_classes(tiny_cnn):
+    task = TASKS.get("image-classification")(resolve(str(tiny_cnn)))
+    reference = np.array([[9.0, 8, 7, 6, 5, 4, 3], [1, 2, 3, 4, 5, 6, 7]])
+    candidate = np.array([[9.0, 8, 7, 6, 0, 4, 3], [1, 2, 3, 4, 5, 6, 7]])  # row 0: class 4 leaves its top 5
+    accuracy = task.compare(reference, candidate, None)
+    assert accuracy.details["top1_agreement"] == 1.0 and accuracy.details["top5_overlap"] == pytest.approx(0.9)

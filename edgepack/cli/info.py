@@ -28,6 +28,9 @@ def inspect(model, devices, revision, task, allow_pickle, trust_remote_code, as_
     params = f"{info['parameters']:,}" if info["parameters"] else "unknown"
     click.echo(f"model        {info['model']} ({info['origin']}, revision {info['revision']})")
     click.echo(f"task         {info['task']} ({', '.join(info['architectures'] or [])})")
+    click.echo(f"tasks        {', '.join(info['applicable_tasks']) or 'none detected'} (what its files say it does)")
+    fits = info["recipes"]
+    click.echo(f"recipe       {fits[0] if fits else 'none'}" + (f" (also: {', '.join(fits[1:])})" if fits[1:] else ""))
     click.echo(f"parameters   {params}, {info['size_class']}")
     click.echo(f"license      {info['license'] or 'not stated'}; commercial use: {info['commercial_use']}")
     for target, about in info["targets"].items():
@@ -72,18 +75,25 @@ def recipes():
 
 @recipes.command("list")
 def recipes_list():
-    from ..config import Recipe, list_names, load_named
+    """Task, model, targets and devices of every shipped recipe."""
+    from ..catalog import recipes as shipped
 
-    for name in list_names("recipes"):
-        recipe = load_named("recipes", name, Recipe)
-        click.echo(f"{name:24} {recipe.task:22} {recipe.description.split(':')[0][:70]}")
+    rows = [(r.name, r.task, r.model or "(any model of the task)", ",".join(r.targets), ",".join(r.devices) or "-")
+            for r in shipped()]
+    widths = [max(len(row[i]) for row in rows + [_RECIPE_COLUMNS]) for i in range(len(_RECIPE_COLUMNS))]
+    for row in [_RECIPE_COLUMNS] + rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+_RECIPE_COLUMNS = ("name", "task", "model", "targets", "devices")
 
 
 @recipes.command("show")
 @click.argument("name")
 def recipes_show(name):
+    """The recipe NAME and whether its model is available offline here."""
     import yaml
 
-    from ..config import Recipe, load_named
+    from ..catalog import describe
 
-    click.echo(yaml.safe_dump(load_named("recipes", name, Recipe).model_dump(mode="json"), sort_keys=False).rstrip())
+    click.echo(yaml.safe_dump(describe(name), sort_keys=False, width=120).rstrip())

@@ -27,12 +27,12 @@ class OnnxTarget(Target):
     def unsupported(source, task_name: str) -> str | None:
         """Why optimum's ONNX exporter cannot export this model for this task, or None when it can. Remembered per
         (model type, optimum and transformers versions): importing optimum's model configs takes seconds."""
-        model_type = str(source.config.get("model_type", "")).replace("_", "-")
+        model_type = str(source.config.get("model_type", ""))
         key = {"model_type": model_type, **{name: _version(name) for name in ("optimum", "optimum-onnx",
                                                                                 "transformers")}}
         tasks = remembered("optimum-onnx-tasks", key, lambda: _optimum_tasks(model_type))
         if tasks is None:
-            return f"optimum's ONNX exporter does not know model type {model_type!r}"
+            return f"optimum's ONNX exporter does not know model type {model_type.replace('_', '-')!r}"
         if task_name not in tasks:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
         return None
@@ -207,10 +207,13 @@ def _optimum_tasks(model_type: str) -> list[str] | None:
     import optimum.exporters.onnx.model_configs  # noqa: F401 - registers the exportable model types
     from optimum.exporters.tasks import TasksManager
 
-    try:
-        return sorted(TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers"))
-    except KeyError:
-        return None
+    # optimum spells most types with dashes (blenderbot-small), some as transformers does (mobilenet_v2).
+    for spelling in dict.fromkeys((model_type.replace("_", "-"), model_type)):
+        try:
+            return sorted(TasksManager.get_supported_tasks_for_model_type(spelling, "onnx", library_name="transformers"))
+        except KeyError:
+            continue
+    return None
 
 
 def _postprocess(model, task) -> None:

@@ -1,5 +1,5 @@
 """Image classification: images in (the model's own preprocessing), logits out; fidelity is top-1 agreement with the
-source model, and accuracy when the images' folders name classes in config.json's id2label."""
+source model and top-5 overlap, and accuracy when the images' folders name classes in config.json's id2label."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class ImageClassification(TextClassification):
     auto_model = "AutoModelForImageClassification"
     data_kind = "image"
     input_names = ("pixel_values",)
+    accuracy_details = TextClassification.accuracy_details + ("top5_overlap",)
 
     def __init__(self, source):
         super().__init__(source)
@@ -82,3 +83,13 @@ class ImageClassification(TextClassification):
         height = size.get("height") or size.get("shortest_edge")
         width = size.get("width") or size.get("shortest_edge")
         return (1, int(self.source.config.get("num_channels", 3)), int(height), int(width))
+
+    def compare(self, reference, candidate, labels):
+        """Also the top-5 overlap: the share of the source's 5 best classes among the artifact's 5 best (a photo app
+        shows its top guesses, not one)."""
+        accuracy = super().compare(reference, candidate, labels)
+        k = min(5, reference.shape[1])
+        ref5, cand5 = np.argsort(-reference, axis=1)[:, :k], np.argsort(-candidate, axis=1)[:, :k]
+        overlap = [len(set(r) & set(c)) / k for r, c in zip(ref5.tolist(), cand5.tolist())]
+        accuracy.details["top5_overlap"] = float(np.mean(overlap))
+        return accuracy

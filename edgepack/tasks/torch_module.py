@@ -66,3 +66,22 @@ class ImageModule(torch.nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.model(pixel_values=pixel_values).logits}
+
+
+class SpanLogits(torch.nn.Module):
+    """Extractive question answering's start and end scores as one output, [batch, tokens, 2]: converted files
+    (TFLite, ExecuTorch) carry one named output per entry point."""
+
+    def forward(self, raw, mask: torch.Tensor) -> torch.Tensor:
+        return torch.stack([raw.start_logits, raw.end_logits], dim=-1)
+
+
+class SegmentModule(TextModule):
+    """TextModule for text pairs on BERT-style models: token_type_ids are an input (1 marks the second text, e.g.
+    a question's context), not zeros."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        raw = self.model(input_ids=input_ids.long(), attention_mask=attention_mask.long(),
+                         token_type_ids=token_type_ids.long())
+        return {self.output_name: self.head(raw, attention_mask.long())}
