@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("executorch")
 
-COVERS = {"target": ["executorch"], "runtime": ["executorch"]}
+COVERS = {"target": ["executorch"], "runtime": ["executorch"], "task": ["image-classification"]}
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static", "8da4w")
 
@@ -93,3 +93,21 @@ def test_runtime_picks_the_smallest_bucket_and_refuses_longer_inputs(et_pack):
     assert short["sentence_embedding"].shape == (1, 32)
     with pytest.raises(UsageError, match="longer than the largest bucket"):
         session.run({"input_ids": np.ones((1, 40), np.int32), "attention_mask": np.ones((1, 40), np.int32)})
+
+
+def test_an_image_cnn_is_built_run_and_checked(run_cli, tiny_cnn, image_folder, tmp_path):
+    """Pixels in (float32, one fixed shape): fp32 and int8 run and are scored; fp16 is refused by the read-back,
+    which finds the convolutions still holding fp32 weights (XNNPACK's batch-norm fusion), rather than shipped."""
+    code, _, err = run_cli("pack", tiny_cnn, "--data", image_folder, "--target", "executorch", "--precision",
+                           "fp32,fp16,int8-dynamic", "--device", "raspberry-pi-4", "--out", tmp_path / "o",
+                           "--runs", "5", "--warmup", "1")
+    assert code == 1, err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    arts = {a["precision"]: a for a in report["artifacts"]}
+    for precision in ("fp32", "int8-dynamic"):
+        art = arts[precision]
+        assert art["passed"], (precision, [c for c in art["checks"] if not c["passed"]])
+        assert art["accuracy"]["details"]["top1_agreement"] == 1.0 and art["latency_ms"]["host"]["p50"] > 0
+        assert art["settings"]["shapes"].startswith("one fixed-shape method (the processor's image size)")
+        assert art["latency_ms"]["devices"]["raspberry-pi-4"]["estimate"] > 0
+    assert arts["fp16"]["path"] is None and "fp32 weights, not fp16" in err

@@ -61,7 +61,7 @@ class ExecuTorchSession:
         return importlib.metadata.version("executorch")
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
+        from ..targets.executorch import as_tensor
 
         if self.buckets:
             length = next(iter(feed.values())).shape[1]
@@ -72,8 +72,7 @@ class ExecuTorchSession:
             name, padded = self.buckets[fits[0]], pad_to(feed, fits[0], self.input_names)
         else:
             name, padded = next(iter(self.methods)), {k: feed[k] for k in self.input_names}
-        args = [torch.from_numpy(np.ascontiguousarray(padded[k], dtype=np.int32)) for k in self.input_names]
-        outputs = self.methods[name].execute(args)
+        outputs = self.methods[name].execute([as_tensor(padded[k]) for k in self.input_names])
         return {self.output_names[0]: outputs[0].numpy()}
 
     def __del__(self):

@@ -53,9 +53,7 @@ class ExecuTorchTarget(Target):
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
-        if task_name == "image-classification":
-            return "the executorch target takes text models (token ids in) for now"
-        return None
+        return None  # what torch.export or the runtime's kernels cannot take is refused in export(), op named
 
     def export(self, source, task, settings: ExportSettings) -> Exported:
         """Trace the float model once per bucket and check every op: XNNPACK's partitioner says what it leaves to
@@ -104,7 +102,8 @@ class ExecuTorchTarget(Target):
                               "XNNPACK's quantizer; try another precision or target")
         share = min(m.delegated_share for m in info["methods"].values())
         about = {"exporter": "torch.export + executorch.exir.to_edge_transform_and_lower (XnnpackPartitioner)",
-                 "methods": list(state["buckets"]), "shapes": "one fixed-shape method per sequence bucket",
+                 "methods": list(state["buckets"]), "shapes": "one fixed-shape method per sequence bucket"
+                 if "input_ids" in task.input_names else "one fixed-shape method (the processor's image size)",
                  "delegated_share": round(share, 4), "weights_by_dtype_bytes": info["weights_by_dtype"],
                  "outside_xnnpack": dict(sum((m.kernel_calls for m in info["methods"].values()), Counter())),
                  **_HOW[precision]}
@@ -229,6 +228,17 @@ def _prepare(module, task, precision: str, settings: ExportSettings, texts: list
             for attr, sub in list(child.named_children()):
                 if isinstance(sub, torch.nn.LayerNorm):
                     setattr(child, attr, Fp32LayerNorm(sub))
+        if "input_ids" not in task.input_names:  # pixels come in float32: the app's buffer; the graph runs fp16
+            class HalfInputs(torch.nn.Module):
+                def __init__(self, inner):
+                    super().__init__()
+                    self.inner = inner
+
+                def forward(self, *args):
+                    out = self.inner(*(a.half() for a in args))
+                    return torch.utils._pytree.tree_map(lambda t: t.float() if t.is_floating_point() else t, out)
+
+            module = HalfInputs(module)
         return module
     _quantize_embeddings(module)  # XNNPACK's quantizers take linears only: the word table would stay fp32 (47 MB)
     if precision == "8da4w":
@@ -251,15 +261,30 @@ def _prepare(module, task, precision: str, settings: ExportSettings, texts: list
         raise ExportError("int8-static needs calibration text", "pass --data FILE or use a recipe with data")
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
                                                                                 is_dynamic=dynamic))
-    seq = torch.export.Dim("seq", min=2, max=settings.sequence_length)  # calibration runs at natural lengths
-    captured = torch.export.export(module, _args(task, min(32, settings.sequence_length)), strict=False,
-                                   dynamic_shapes=tuple({1: seq} for _ in task.input_names)).module()
+    if "input_ids" in task.input_names:  # calibration runs at natural lengths
+        seq = torch.export.Dim("seq", min=2, max=settings.sequence_length)
+        captured = torch.export.export(module, _args(task, min(32, settings.sequence_length)), strict=False,
+                                       dynamic_shapes=tuple({1: seq} for _ in task.input_names)).module()
+    else:  # images: one fixed shape
+        captured = torch.export.export(module, _args(task, 0), strict=False).module()
     graph = prepare_pt2e(captured, quantizer)
+    samples = texts if not dynamic else texts[:1]
+    if not samples and "input_ids" not in task.input_names:
+        samples = None  # no image to hand: the all-zero sample (dynamic scales are computed per call anyway)
     with torch.no_grad():
-        for text in (texts if not dynamic else texts[:1]) or ["edgepack"]:
-            feed = task.encode([text], settings.sequence_length)
-            graph(*(torch.from_numpy(feed[n]).to(torch.int32) for n in task.input_names))
+        for sample in samples or (["edgepack"] if samples is not None else [None]):
+            feed = task.encode([sample], settings.sequence_length) if sample is not None else \
+                {k: v.numpy() for k, v in task.sample_inputs(0).items()}
+            graph(*(as_tensor(feed[n]) for n in task.input_names))
     return convert_pt2e(graph)
+
+
+def as_tensor(array):
+    """A feed array as the exported program takes it: token ids as int32, pixels as float32."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int32 if array.dtype.kind in "iu" else np.float32))
 
 
 def _quantize_embeddings(module) -> None:
@@ -497,20 +522,22 @@ def check_quantized(info: dict, precision: str) -> list[str]:
     precision's dtype, dynamic int8 inputs for the dynamic precisions, no matmul kernel left outside XNNPACK."""
     want, problems = QUANTIZED_WEIGHTS[precision], []
     for m in info["methods"].values():
-        filters, inputs = Counter(), Counter()
+        filters, inputs, convs = Counter(), Counter(), Counter()
         for graph in m.graphs:
             values = {(xnn_tensor(v) or {}).get("id_out"): xnn_tensor(v) for v in graph["xvalues"]}
             for node in graph["xnodes"]:
-                if node["xnode_union_type"] == "XNNFullyConnected":
-                    body = node["xnode_union"]
+                kind, body = node["xnode_union_type"], node["xnode_union"]
+                if kind == "XNNFullyConnected":
                     filters[XNN_DTYPES.get(values[body["filter_id"]]["datatype"], "?")] += 1
                     inputs[XNN_DTYPES.get(values[body["input1_id"]]["datatype"], "?")] += 1
+                elif kind in ("XNNConv2d", "XNNDepthwiseConv2d") and precision in ("fp32", "fp16"):
+                    convs[XNN_DTYPES.get(values[body["filter_id"]]["datatype"], "?")] += 1
         total = sum(filters.values())
-        wrong = {k: v for k, v in filters.items() if k not in want}
-        if not total:
-            problems.append(f"{m.name}: no fully-connected layer runs in XNNPACK")
-        elif wrong:
-            problems.append(f"{m.name}: {sum(wrong.values())} of {total} fully-connected layers hold "
+        wrong = {k: v for k, v in (filters + convs).items() if k not in want}
+        if not total and not convs:
+            problems.append(f"{m.name}: no fully-connected or convolution layer runs in XNNPACK")
+        elif wrong:  # a CNN's convolutions count for the float precisions (int8 ones are checked on its linears)
+            problems.append(f"{m.name}: {sum(wrong.values())} of {total + sum(convs.values())} weight layers hold "
                             f"{', '.join(wrong)} weights, not {'/'.join(sorted(want))}")
         if precision in ("int8-dynamic", "8da4w") and inputs.get("int8-dynamic", 0) < total:
             problems.append(f"{m.name}: only {inputs.get('int8-dynamic', 0)} of {total} fully-connected layers take "
