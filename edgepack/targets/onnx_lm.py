@@ -1,0 +1,55 @@
+"""Decoder LMs to ONNX with a KV cache: optimum's `text-generation-with-past` export (one model.onnx that does
+prefill and decode), then weight-only quantization to MatMulNBits (int8 / int4; RTN or HQQ, block size given)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import ExportError, UsageError, one_line
+
+PRECISIONS = ("fp32", "int8-weight", "int4-weight")
+METHODS = ("rtn", "hqq")
+
+
+def export_kv(source, task, dest: Path, opset: int = 17) -> Path:
+    """`dest/model.onnx` (+ external data when large), and the tokenizer, chat template and generation config."""
+    from optimum.exporters.onnx import main_export
+
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        main_export(str(source.path), output=str(dest), task=task.optimum_task, opset=opset, device="cpu",
+                    trust_remote_code=source.trust_remote_code)
+    except Exception as exc:  # the exporter raises anything from ValueError to KeyError on unsupported models
+        raise ExportError(f"optimum could not export {source.model_id!r} with a KV cache: {one_line(exc)}",
+                          "check the model family is supported by optimum's ONNX exporter") from None
+    task.save_preprocessor(dest)
+    return dest / "model.onnx"
+
+
+def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn") -> Path:
+    """MatMulNBits weights (bits 8 or 4, symmetric, one scale per `block_size` inputs) for every MatMul with a
+    constant weight; activations stay float. The embedding table stays float (gathers, not matmuls)."""
+    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+
+    if precision not in PRECISIONS[1:]:
+        raise UsageError(f"no weight-only quantization named {precision!r}", f"choose from {PRECISIONS[1:]}")
+    if method not in METHODS:
+        raise UsageError(f"no int4 method named {method!r}", f"choose from {METHODS}")
+    bits = 8 if precision == "int8-weight" else 4
+    import onnx
+
+    if method == "hqq":
+        config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits)
+    else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
+        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits)
+    quant = nbits.MatMulNBitsQuantizer(onnx.load(str(fp32)), block_size=block_size, is_symmetric=True,
+                                       bits=bits, algo_config=config)
+    quant.process()
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / "model.onnx"
+    quant.model.save_model_to_file(str(out), use_external_data_format=quant.model.model.ByteSize() > 1_900_000_000)
+    for item in fp32.parent.iterdir():  # the tokenizer and configs travel with every artifact
+        if item.suffix in (".json", ".jinja", ".txt", ".model") and not (dest / item.name).exists():
+            shutil.copyfile(item, dest / item.name)
+    return out

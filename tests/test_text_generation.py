@@ -1,0 +1,155 @@
+"""text-generation: detection, bad input, the KV-cache ONNX export and its greedy runtime, and the fidelity figures,
+on a tiny random Llama-style model built locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgepack.errors import UsageError
+from edgepack.registry import TASKS
+from edgepack.source import resolve
+from edgepack.tasks import detect_task
+
+from .conftest import SENTENCES, WORDS
+
+COVERS = {'task': ['text-generation']}
+
+TEXTS = [t for t, _ in SENTENCES]
+CHAT_TEMPLATE = "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}"
+
+
+def build_tiny_llama(folder: Path, max_positions: int = 256) -> Path:
+    """A 2-layer random Llama (grouped-query attention, as SmolLM/Qwen) with a word-level tokenizer, a chat
+    template and a generation config."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "<pad>"] + sorted(set(WORDS)))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                  pad_token="<pad>", model_max_length=max_positions)
+    tok.chat_template = CHAT_TEMPLATE
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(folder))
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=True)
+    LlamaForCausalLM(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3, max_new_tokens=32).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_llama, tmp_path_factory):
+    from edgepack.targets.onnx_lm import export_kv
+
+    source = resolve(str(tiny_llama))
+    return export_kv(source, TASKS.get("text-generation")(source), tmp_path_factory.mktemp("onnx") / "fp32")
+
+
+def test_detects_decoder_lms_and_not_encoders(tiny_llama, tiny_classifier, tiny_embedder):
+    assert detect_task(resolve(str(tiny_llama))) == "text-generation"
+    assert detect_task(resolve(str(tiny_classifier))) == "text-classification"
+    assert detect_task(resolve(str(tiny_embedder))) == "feature-extraction"
+
+
+def test_an_encoder_given_text_generation_is_a_one_line_usage_error(tiny_classifier):
+    with pytest.raises(UsageError, match="not a decoder-only language model") as info:
+        TASKS.get("text-generation")(resolve(str(tiny_classifier)))
+    assert "\n" not in str(info.value)
+
+
+def test_a_context_beyond_the_model_is_a_usage_error(tiny_llama):
+    task = TASKS.get("text-generation")(resolve(str(tiny_llama)))
+    assert task.max_length == 256
+    task.check_context(256)
+    with pytest.raises(UsageError, match="exceeds the model's maximum of 256"):
+        task.check_context(2048)
+
+
+def test_cli_rejects_an_encoder_and_a_long_context_with_exit_2(tiny_llama, tiny_classifier, tmp_path, capsys):
+    from edgepack.cli import main
+
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    for model, extra in ((tiny_classifier, []), (tiny_llama, ["--sequence-length", "4096"])):
+        with pytest.raises(SystemExit) as info:
+            main(["pack", str(model), "--task", "text-generation", "--data", str(data),
+                  "--out", str(tmp_path / "out"), "--target", "onnx", *extra])
+        err = capsys.readouterr().err
+        assert info.value.code == 2, err
+        assert ("decoder-only" in err or "exceeds the model's maximum" in err) and len(err.strip().splitlines()) <= 2
+
+
+def test_export_has_the_kv_cache_in_one_file_and_the_app_files_beside_it(exported):
+    import onnx
+
+    graph = onnx.load(str(exported)).graph
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    assert "past_key_values.0.key" in inputs and "present.1.value" in outputs and "logits" in outputs
+    assert sorted(p.name for p in exported.parent.glob("*.onnx")) == ["model.onnx"]
+    config = json.loads((exported.parent / "tokenizer_config.json").read_text())
+    assert config.get("chat_template") == CHAT_TEMPLATE or (exported.parent / "chat_template.jinja").is_file()
+    assert json.loads((exported.parent / "generation_config.json").read_text())["eos_token_id"] == 2
+
+
+def test_cached_greedy_generation_matches_the_source_and_teacher_forcing(tiny_llama, exported):
+    from edgepack.runtimes.onnx_lm import OnnxLM
+
+    task = TASKS.get("text-generation")(resolve(str(tiny_llama)))
+    lm, model = OnnxLM(exported), task.source_model()
+    ids = task.token_ids(TEXTS[0], 64)
+    np.testing.assert_allclose(lm.logits(ids), task.source_logits(model, ids), atol=1e-4)
+    assert lm.generate(ids, 12, []) == task.source_generate(model, ids, 12)[:12]
+    first = lm.generate(ids, 12, [])[0]
+    assert lm.generate(ids, 12, [first]) == [first]  # a stop token ends generation
+    assert len(lm.generate(ids, 5, [])) == 5
+
+
+def test_fp32_fidelity_is_exact_and_int4_is_measured_not_assumed(tiny_llama, exported, tmp_path):
+    from edgepack.runtimes.onnx_lm import OnnxLM
+    from edgepack.targets.onnx_lm import quantize_weights
+
+    task = TASKS.get("text-generation")(resolve(str(tiny_llama)))
+    same = task.fidelity(TEXTS, TEXTS[:3], OnnxLM(exported), 64, new_tokens=8).details
+    assert same["perplexity_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert same["next_token_agreement"] == 1.0 and same["continuation_agreement"] == 1.0
+    assert same["mean_kl"] < 1e-6
+    sizes = {}
+    for precision, method in (("int8-weight", "rtn"), ("int4-weight", "rtn"), ("int4-weight", "hqq")):
+        out = quantize_weights(exported, tmp_path / f"{precision}-{method}", precision, block_size=32, method=method)
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+        assert "MatMulNBits" in ops
+        assert (out.parent / "generation_config.json").is_file()
+        sizes[precision, method] = out.stat().st_size
+        fig = task.fidelity(TEXTS, TEXTS[:2], OnnxLM(out), 64, new_tokens=8).details
+        assert fig["mean_kl"] > 0 and fig["perplexity_ratio"] > 0 and 0 <= fig["next_token_agreement"] <= 1
+    assert sizes["int4-weight", "rtn"] < sizes["int8-weight", "rtn"] < exported.stat().st_size
+
+
+def test_figures_are_computed_from_the_logits():
+    from edgepack.tasks.text_generation import continuation_agreement, teacher_forcing_figures
+
+    ids = np.array([0, 1, 2])
+    sure = np.full((3, 3), -20.0)
+    sure[0, 1] = sure[1, 2] = 20.0  # predicts the text exactly: perplexity ~1
+    unsure = np.zeros((3, 3))  # uniform: perplexity 3
+    fig = teacher_forcing_figures(ids, sure, unsure)
+    assert fig["perplexity_source"] == pytest.approx(1.0, abs=1e-6)
+    assert fig["perplexity_artifact"] == pytest.approx(3.0)
+    assert fig["next_token_agreement"] == 0.0 and fig["mean_kl"] > 1.0
+    assert continuation_agreement([1, 2, 3, 4], [1, 2, 9]) == 0.5
