@@ -89,11 +89,14 @@ class Gates(Strict):
     max_memory_mb: float | None = Field(default=None, gt=0)
     # Lower bounds on the task's accuracy details, e.g. {cosine_p1: 0.98, probe_agreement: 0.97}.
     min_accuracy: dict[str, float] = {}
+    # Upper bounds on the task's accuracy details, e.g. {perplexity_ratio: 1.10, mean_kl: 0.1}.
+    max_accuracy: dict[str, float] = {}
 
     def merged(self, override: "Gates") -> "Gates":
         """`override`'s set fields win (the CLI's flags over the recipe's defaults)."""
         update = override.model_dump(exclude_none=True)
         update["min_accuracy"] = {**self.min_accuracy, **override.min_accuracy}
+        update["max_accuracy"] = {**self.max_accuracy, **override.max_accuracy}
         return self.model_copy(update=update)
 
 
@@ -126,6 +129,7 @@ class Recipe(Strict):
     targets: list[str] = ["onnx"]
     precisions: list[str] = ["fp32", "fp16", "int8-dynamic"]
     sequence_length: int = Field(default=128, gt=0, le=8192)
+    context_length: int | None = Field(default=None, gt=0)  # text-generation: prompt + generated tokens, KV cache
     # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
     # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
     sequence_buckets: list[PositiveInt] = []

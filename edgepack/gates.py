@@ -37,6 +37,13 @@ def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb
         passed = value >= minimum
         verdict = "within the limit" if passed else f"short by {minimum - value:.4f}"
         checks.append(Check(f"min {name}", passed, f"{value:.4f} vs minimum {minimum:.4f}: {verdict}"))
+    for name, maximum in gates.max_accuracy.items() if accuracy else ():
+        value = accuracy.details.get(name)
+        if value is None:
+            continue
+        passed = value <= maximum
+        verdict = "within the limit" if passed else f"over by {value - maximum:.4f}"
+        checks.append(Check(f"max {name}", passed, f"{value:.4f} vs maximum {maximum:.4f}: {verdict}"))
     return [c for c in checks if c is not None]
 
 

@@ -79,18 +79,18 @@ def test_a_context_beyond_the_model_is_a_usage_error(tiny_llama):
         task.check_context(2048)
 
 
-def test_cli_rejects_an_encoder_and_a_long_context_with_exit_2(tiny_llama, tiny_classifier, tmp_path, capsys):
+def test_cli_rejects_an_encoder_and_says_pack_does_not_drive_lms_yet_with_exit_2(tiny_llama, tiny_classifier, tmp_path, capsys):
     from edgepack.cli import main
 
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    for model, extra in ((tiny_classifier, []), (tiny_llama, ["--sequence-length", "4096"])):
+    for model, said in ((tiny_classifier, "not a decoder-only language model"), (tiny_llama, "does not drive")):
         with pytest.raises(SystemExit) as info:
             main(["pack", str(model), "--task", "text-generation", "--data", str(data),
-                  "--out", str(tmp_path / "out"), "--target", "onnx", *extra])
+                  "--out", str(tmp_path / "out"), "--target", "onnx"])
         err = capsys.readouterr().err
         assert info.value.code == 2, err
-        assert ("decoder-only" in err or "exceeds the model's maximum" in err) and len(err.strip().splitlines()) <= 2
+        assert said in err and len(err.strip().splitlines()) <= 2
 
 
 def test_export_has_the_kv_cache_in_one_file_and_the_app_files_beside_it(exported):
@@ -153,3 +153,19 @@ def test_figures_are_computed_from_the_logits():
     assert fig["perplexity_artifact"] == pytest.approx(3.0)
     assert fig["next_token_agreement"] == 0.0 and fig["mean_kl"] > 1.0
     assert continuation_agreement([1, 2, 3, 4], [1, 2, 9]) == 0.5
+
+
+def test_the_small_chat_lm_recipe_loads_and_gates_perplexity_from_above():
+    from edgepack.config import Gates
+    from edgepack.gates import gate_checks
+    from edgepack.plan import load_recipe
+    from edgepack.tasks.base import Accuracy
+
+    recipe = load_recipe(None, "text-generation")
+    assert recipe.name == "small-chat-lm" and recipe.context_length == 2048 and recipe.sequence_length == 128
+    assert recipe.precisions == ["int4-weight", "int8-weight"]
+    good = Accuracy("next_token_agreement", 0.9, 0.1, {"perplexity_ratio": 1.05, "continuation_agreement": 0.8})
+    bad = Accuracy("next_token_agreement", 0.9, 0.1, {"perplexity_ratio": 1.25, "continuation_agreement": 0.8})
+    check = lambda acc: {c.name: c.passed for c in gate_checks(recipe.gates, acc, None, 1.0, None)}  # noqa: E731
+    assert check(good)["max perplexity_ratio"] and not check(bad)["max perplexity_ratio"]
+    assert Gates(max_accuracy={"x": 1.0}).merged(Gates(max_accuracy={"x": 2.0})).max_accuracy == {"x": 2.0}

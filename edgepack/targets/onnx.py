@@ -35,6 +35,9 @@ class OnnxTarget(Target):
             return f"optimum's ONNX exporter does not know model type {model_type!r}"
         if task_name not in tasks:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
+        if task_name == "text-generation":  # the KV-cache path is a library API so far (issue 15 note)
+            return ("`pack` does not drive text-generation yet; the KV-cache export, int8/int4 and fidelity are "
+                    "edgepack.targets.onnx_lm + edgepack.runtimes.onnx_lm (see benchmarks/llm_int4.py)")
         return None
 
     def export(self, source, task, settings: ExportSettings) -> Exported:
