@@ -135,10 +135,17 @@ def test_fp32_fidelity_is_exact_and_int4_is_measured_not_assumed(tiny_llama, exp
         ops = {n.op_type for n in onnx.load(str(out)).graph.node}
         assert "MatMulNBits" in ops
         assert (out.parent / "generation_config.json").is_file()
-        sizes[precision, method] = out.stat().st_size
+        sizes[precision, method] = weight_bytes(out)
         fig = task.fidelity(TEXTS, TEXTS[:2], OnnxLM(out), 64, new_tokens=8).details
         assert fig["mean_kl"] > 0 and fig["perplexity_ratio"] > 0 and 0 <= fig["next_token_agreement"] <= 1
-    assert sizes["int4-weight", "rtn"] < sizes["int8-weight", "rtn"] < exported.stat().st_size
+    # The graph dominates a tiny model's file: compare the weights
+    assert sizes["int4-weight", "rtn"] < sizes["int8-weight", "rtn"] < weight_bytes(exported) / 2
+
+
+def weight_bytes(path) -> int:
+    import onnx
+
+    return sum(len(i.raw_data) for i in onnx.load(str(path)).graph.initializer)
 
 
 def test_figures_are_computed_from_the_logits():

@@ -27,6 +27,24 @@ def export_kv(source, task, dest: Path, opset: int = 17) -> Path:
     return dest / "model.onnx"
 
 
+def fold_weight_transposes(model) -> int:
+    """A tied lm_head is exported as MatMul(x, Transpose(embedding table)): the quantizer skips a MatMul whose
+    weight is not a constant, so the transposed table becomes its own constant. Returns how many were folded."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    folded = []
+    for node in model.graph.node:
+        if node.op_type == "Transpose" and len(node.input) == 1 and node.input[0] in inits:
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+            data = numpy_helper.to_array(inits[node.input[0]], base_dir="")
+            model.graph.initializer.append(numpy_helper.from_array(data.transpose(perm), node.output[0]))
+            folded.append(node)
+    for node in folded:
+        model.graph.node.remove(node)
+    return len(folded)
+
+
 def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn") -> Path:
     """MatMulNBits weights (bits 8 or 4, symmetric, one scale per `block_size` inputs) for every MatMul with a
     constant weight; activations stay float. The embedding table stays float (gathers, not matmuls)."""
@@ -39,12 +57,23 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
     bits = 8 if precision == "int8-weight" else 4
     import onnx
 
+    model = onnx.load(str(fp32))
+    fold_weight_transposes(model)
+    if bits == 4:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
+        from onnx import version_converter
+
+        model = version_converter.convert_version(model, 21)
+    # The embedding table too (GatherBlockQuantized, blocks along the hidden axis): it is a fifth of a small LM.
+    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)  # onnxruntime quantizes gathers to 4 bits only
+    axes = (("MatMul", 0), ("Gather", 1))
     if method == "hqq":
-        config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits)
+        config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",))
     else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
-        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits)
-    quant = nbits.MatMulNBitsQuantizer(onnx.load(str(fp32)), block_size=block_size, is_symmetric=True,
-                                       bits=bits, algo_config=config)
+        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
+                                                    op_types_to_quantize=ops, quant_axes=axes)
+    quant = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, bits=bits,
+                                       algo_config=config, op_types_to_quantize=config.op_types_to_quantize,
+                                       quant_axes=axes)
     quant.process()
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / "model.onnx"
