@@ -176,3 +176,19 @@ def test_the_small_chat_lm_recipe_loads_and_gates_perplexity_from_above():
     check = lambda acc: {c.name: c.passed for c in gate_checks(recipe.gates, acc, None, 1.0, None)}  # noqa: E731
     assert check(good)["max perplexity_ratio"] and not check(bad)["max perplexity_ratio"]
     assert Gates(max_accuracy={"x": 1.0}).merged(Gates(max_accuracy={"x": 2.0})).max_accuracy == {"x": 2.0}
+
+
+def test_llm_estimate_reads_weights_and_cache_and_gives_a_clear_verdict_when_too_large(tiny_llama):
+    from edgepack.estimate.llm import (bytes_per_weight, decode_tokens_per_s, kv_cache_bytes, leave_one_out,
+                                       ram_verdict)
+
+    assert bytes_per_weight("GGUF Q4_0") == 18 / 32 and bytes_per_weight("8da4w") == 18 / 32
+    assert bytes_per_weight("GGUF (default)") is None
+    config = resolve(str(tiny_llama)).config  # 2 layers, 2 kv heads of 8: 2*2*2*8*4 bytes per token
+    assert kv_cache_bytes(config, 100) == 2 * 2 * 2 * 8 * 100 * 4
+    assert decode_tokens_per_s(1e9, 0, 10.0, 0.5) == pytest.approx(5.0)
+    assert decode_tokens_per_s(1e9, 1e9, 10.0, 0.5) == pytest.approx(2.5)  # the cache is read every token too
+    assert leave_one_out([0.5, 0.5, 0.5]) == pytest.approx([0, 0, 0])
+    verdict = ram_verdict(3e9, 0.5e9, ram_mb=4096)
+    assert verdict["fits"] is False and "does not fit" in verdict["verdict"]
+    assert ram_verdict(1e8, 1e7, ram_mb=4096)["fits"] is True
