@@ -45,9 +45,11 @@ def fold_weight_transposes(model) -> int:
     return len(folded)
 
 
-def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn") -> Path:
-    """MatMulNBits weights (bits 8 or 4, symmetric, one scale per `block_size` inputs) for every MatMul with a
-    constant weight; activations stay float. The embedding table stays float (gathers, not matmuls)."""
+def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn",
+                     embeddings: bool = True, accuracy_level: int | None = 4) -> Path:
+    """MatMulNBits weights (bits 8 or 4, one scale per `block_size` inputs) for every MatMul with a constant weight;
+    with `embeddings`, int4 RTN also quantizes the embedding table (GatherBlockQuantized). `accuracy_level` 4 lets
+    onnxruntime's CPU kernels compute in int8 (its fast path); None keeps float math."""
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
     if precision not in PRECISIONS[1:]:
@@ -59,22 +61,28 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
 
     model = onnx.load(str(fp32))
     fold_weight_transposes(model)
-    if bits == 4:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
+    if "Gather" in ops:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
         from onnx import version_converter
 
         model = version_converter.convert_version(model, 21)
     # The embedding table too (GatherBlockQuantized, blocks along the hidden axis): it is a fifth of a small LM.
-    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)  # onnxruntime quantizes gathers to 4 bits only
+    # onnxruntime quantizes gathers to 4 bits only, and HQQ does not cover them
+    ops = ("MatMul", "Gather") if bits == 4 and embeddings and method == "rtn" else ("MatMul",)
     axes = (("MatMul", 0), ("Gather", 1))
     if method == "hqq":
         config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",))
     else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
         config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
-                                                    op_types_to_quantize=ops, quant_axes=axes)
+                                                    accuracy_level=accuracy_level, op_types_to_quantize=ops,
+                                                    quant_axes=axes)
     quant = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, bits=bits,
-                                       algo_config=config, op_types_to_quantize=config.op_types_to_quantize,
+                                       accuracy_level=accuracy_level, algo_config=config, op_types_to_quantize=config.op_types_to_quantize,
                                        quant_axes=axes)
     quant.process()
+    if accuracy_level:  # HQQ's quantizer does not pass it on
+        for node in quant.model.model.graph.node:
+            if node.op_type == "MatMulNBits" and not any(a.name == "accuracy_level" for a in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute("accuracy_level", accuracy_level))
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / "model.onnx"
     quant.model.save_model_to_file(str(out), use_external_data_format=quant.model.model.ByteSize() > 1_900_000_000)
