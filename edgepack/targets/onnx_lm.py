@@ -59,16 +59,16 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
     bits = 8 if precision == "int8-weight" else 4
     import onnx
 
+    # The embedding table too (GatherBlockQuantized, blocks along the hidden axis): it is a fifth of a small LM.
+    # onnxruntime quantizes gathers to 4 bits only, and HQQ does not cover them.
+    ops = ("MatMul", "Gather") if bits == 4 and embeddings and method == "rtn" else ("MatMul",)
+    axes = (("MatMul", 0), ("Gather", 1))
     model = onnx.load(str(fp32))
     fold_weight_transposes(model)
     if "Gather" in ops:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
         from onnx import version_converter
 
         model = version_converter.convert_version(model, 21)
-    # The embedding table too (GatherBlockQuantized, blocks along the hidden axis): it is a fifth of a small LM.
-    # onnxruntime quantizes gathers to 4 bits only, and HQQ does not cover them
-    ops = ("MatMul", "Gather") if bits == 4 and embeddings and method == "rtn" else ("MatMul",)
-    axes = (("MatMul", 0), ("Gather", 1))
     if method == "hqq":
         config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",))
     else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
@@ -76,8 +76,8 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
                                                     accuracy_level=accuracy_level, op_types_to_quantize=ops,
                                                     quant_axes=axes)
     quant = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, bits=bits,
-                                       accuracy_level=accuracy_level, algo_config=config, op_types_to_quantize=config.op_types_to_quantize,
-                                       quant_axes=axes)
+                                       accuracy_level=accuracy_level, algo_config=config,
+                                       op_types_to_quantize=config.op_types_to_quantize, quant_axes=axes)
     quant.process()
     if accuracy_level:  # HQQ's quantizer does not pass it on
         for node in quant.model.model.graph.node:
