@@ -151,9 +151,9 @@ def plan(model: str, options: PackOptions) -> Plan:
     if not options.devices and not options.recipe and recipe:
         profiles = [load_profile(d) for d in recipe.devices]
     gates = (recipe.gates if recipe else Gates()).merged(options.gates)
-    unknown = sorted(set(gates.min_accuracy) - set(task.accuracy_details))
+    unknown = sorted((set(gates.min_accuracy) | set(gates.max_accuracy)) - set(task.accuracy_details))
     if unknown:
-        raise UsageError(f"gate min_accuracy.{unknown[0]}: {task.name} measures no {unknown[0]!r}",
+        raise UsageError(f"gate {unknown[0]}: {task.name} measures no {unknown[0]!r}",
                          f"choose from: {', '.join(task.accuracy_details)}")
     if dataset is None:
         if recipe is None or recipe.data is None:
@@ -172,6 +172,8 @@ def plan(model: str, options: PackOptions) -> Plan:
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
+    if recipe and recipe.context_length and hasattr(task, "check_context"):  # text-generation: the KV cache's size
+        task.check_context(recipe.context_length)
     _check_out_spares(options.out, source.path, data_mod.locate(options.data or recipe.data))
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
