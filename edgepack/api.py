@@ -220,36 +220,43 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
-        from .estimate.host import host_check  # the host as a profile: estimate vs this very measurement
-        from .estimate.predict import estimate_latency
-
-        io = target.inputs_outputs(path)
-        names = {i["name"] for i in io["inputs"]}
-        gate_length = _gate_length(p, io)
-        costs = at_max = None
-        try:
-            runtime = runtime_family(path)
-            at_max = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
-            costs = at_max if gate_length == p.sequence_length else count_costs(
-                path, {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
-        except NotImplementedError as exc:
-            result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
-        if at_max is not None:
-            result.latency_ms.host.estimate = host_check(at_max, host["p50"], host["threads"], runtime)
-        for profile in p.profiles:
-            est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
-            fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
-            checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
-                                   profile.budgets, fit)
-            result.checks += checks
-            passed, budget = all(c.passed for c in checks), profile.budgets.max_latency_ms
-            result.latency_ms.devices[profile.name] = DeviceLatency(
-                est.estimate_ms, budget, passed, est.low_ms, est.high_ms, est.threads, est.by_class, est.note,
-                length=gate_length, at_max_length=(est.estimate_ms if costs is at_max else
-                                                   estimate_latency(at_max, profile, runtime=runtime).estimate_ms)) \
-                if est else DeviceLatency(None, budget, passed, note="no cost model for this format")
+        estimate_devices(p, path, target.inputs_outputs(path), timing_inputs, host, result)
     except Exception as exc:  # noqa: BLE001 - any toolchain failure fails this artifact only
         raise _ArtifactFailed(stage) from exc
+
+
+def estimate_devices(p: Plan, path: Path, io: dict, timing_inputs: dict, host: dict, result: ArtifactResult) -> None:
+    """Each profile's calibrated estimate of the file at `path` and its budget checks, into `result` (latency,
+    checks, notes); `host` is the file's host measurement (p50, threads, memory_mb). `matrix` re-runs this on cached
+    artifacts, so a new device or budget needs no new export."""
+    from .estimate.host import host_check  # the host as a profile: estimate vs this very measurement
+    from .estimate.predict import estimate_latency
+
+    names = {i["name"] for i in io["inputs"]}
+    gate_length = _gate_length(p, io)
+    costs = at_max = None
+    try:
+        runtime = runtime_family(path)
+        at_max = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
+        costs = at_max if gate_length == p.sequence_length else count_costs(
+            path, {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
+    except NotImplementedError as exc:
+        result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
+    if at_max is not None:
+        result.latency_ms.host.estimate = host_check(at_max, host["p50"], host["threads"], runtime)
+    for profile in p.profiles:
+        est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
+        fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
+        size_mb = result.size_bytes / 1e6
+        checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
+                               profile.budgets, fit)
+        result.checks += checks
+        passed, budget = all(c.passed for c in checks), profile.budgets.max_latency_ms
+        result.latency_ms.devices[profile.name] = DeviceLatency(
+            est.estimate_ms, budget, passed, est.low_ms, est.high_ms, est.threads, est.by_class, est.note,
+            length=gate_length, at_max_length=(est.estimate_ms if costs is at_max else
+                                               estimate_latency(at_max, profile, runtime=runtime).estimate_ms)) \
+            if est else DeviceLatency(None, budget, passed, note="no cost model for this format")
 
 
 # ---- inspect ------------------------------------------------------------------------------------------------------

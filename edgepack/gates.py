@@ -10,6 +10,19 @@ class Check:
     name: str
     passed: bool
     detail: str
+    # Gates carry their figures, so a matrix can rank margins: kind "max" (value <= limit), "min" (value >= limit),
+    # "fit" (the device's RAM and storage); "check" for what is not a gate (export, build, format check).
+    kind: str = "check"
+    value: float | None = None
+    limit: float | None = None
+
+    @property
+    def margin(self) -> float | None:
+        """Headroom as a fraction of the limit: 0.2 = 20% to spare, -0.1 = 10% over (None when not a limit)."""
+        if self.value is None or not self.limit:
+            return None
+        return (self.limit - self.value) / abs(self.limit) if self.kind == "max" else \
+            (self.value - self.limit) / abs(self.limit)
 
 
 def _limit(name: str, value: float | None, limit: float | None, unit: str, fmt: str = ".2f",
@@ -19,7 +32,8 @@ def _limit(name: str, value: float | None, limit: float | None, unit: str, fmt: 
     passed = value <= limit
     unit = f" {unit}" if unit else ""
     verdict = "within the limit" if passed else f"over by {value - limit:{fmt}}{unit}"
-    return Check(name, passed, f"{what}{value:{fmt}}{unit} vs limit {limit:{fmt}}{unit}: {verdict}")
+    return Check(name, passed, f"{what}{value:{fmt}}{unit} vs limit {limit:{fmt}}{unit}: {verdict}", "max", value,
+                 limit)
 
 
 def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb: float | None) -> list[Check]:
@@ -36,14 +50,16 @@ def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb
             continue
         passed = value >= minimum
         verdict = "within the limit" if passed else f"short by {minimum - value:.4f}"
-        checks.append(Check(f"min {name}", passed, f"{value:.4f} vs minimum {minimum:.4f}: {verdict}"))
+        checks.append(Check(f"min {name}", passed, f"{value:.4f} vs minimum {minimum:.4f}: {verdict}", "min", value,
+                            minimum))
     for name, maximum in gates.max_accuracy.items() if accuracy else ():
         value = accuracy.details.get(name)
         if value is None:
             continue
         passed = value <= maximum
         verdict = "within the limit" if passed else f"over by {value - maximum:.4f}"
-        checks.append(Check(f"max {name}", passed, f"{value:.4f} vs maximum {maximum:.4f}: {verdict}"))
+        checks.append(Check(f"max {name}", passed, f"{value:.4f} vs maximum {maximum:.4f}: {verdict}", "max", value,
+                            maximum))
     return [c for c in checks if c is not None]
 
 
@@ -57,11 +73,14 @@ def device_checks(device: str, estimate_ms: float | None, size_mb: float, memory
     checks = [c for c in checks if c is not None]
     detail = (f"size {fit['size_mb']:.1f} MB of {fit['storage_limit_mb']:.0f} MB storage allowed, peak memory "
               f"{fit['memory_mb']:.1f} MB of {fit['memory_limit_mb']:.0f} MB RAM allowed ({fit['margin']})")
-    checks.append(Check(f"{device}: fits", bool(fit["fits"]), detail))
+    used = max(fit["memory_mb"] / fit["memory_limit_mb"], fit["size_mb"] / fit["storage_limit_mb"])
+    checks.append(Check(f"{device}: fits", bool(fit["fits"]), detail, "fit", used, 1.0))
     return checks
 
 
 def unmeasured(gates, accuracy) -> list[str]:
-    """Minimums that could not be applied because the task did not measure that figure on this data."""
+    """Accuracy gates that could not be applied because the task did not measure that figure on this data."""
     return [f"gate min {name} >= {minimum} not applied: {name} was not measured on this data (labels needed?)"
-            for name, minimum in gates.min_accuracy.items() if name not in accuracy.details]
+            for name, minimum in gates.min_accuracy.items() if name not in accuracy.details] + \
+        [f"gate max {name} <= {maximum} not applied: {name} was not measured on this data"
+         for name, maximum in gates.max_accuracy.items() if name not in accuracy.details]
