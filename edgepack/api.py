@@ -79,7 +79,8 @@ def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
     settings = ExportSettings(
         sequence_length=p.sequence_length, opset=options.opset,
         buckets=sequence_buckets(p.recipe.sequence_buckets if p.recipe else [], p.sequence_length),
-        calibration=list(samples), calibration_origin=origin)
+        calibration=list(samples), calibration_origin=origin,
+        weight_only=p.recipe.weight_only.model_dump() if p.recipe and p.recipe.weight_only else {})
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
     notes: list[str] = []
@@ -202,6 +203,13 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
             for profile in p.profiles:  # the file's size is known: each device's size budget and storage apply
                 result.checks += device_checks(profile.name, None, size_mb, None, profile.budgets,
                                                devices_mod.fits(profile, result.size_bytes, None))
+            return
+
+        if getattr(p.task, "generative", False):  # text-generation: fidelity, tokens/s, LLM estimates
+            from .lm_checks import check_generation
+
+            for stage in check_generation(p, path, result, reference, timing_inputs, progress):
+                pass  # each stage names itself as it starts, for the failure check below
             return
 
         stage = "accuracy run"

@@ -25,7 +25,8 @@ from ..buckets import bucket_name
 from ..errors import ExportError, one_line
 from ..precisions import Precision
 from ..registry import TARGETS
-from . import Exported, ExportSettings, Target, Tuning, calibration_sample, quiet_toolchain, require
+from . import (Exported, ExportSettings, Target, Tuning, calibration_sample, no_kv_cache, quiet_toolchain,
+               require)
 from .torch_export import layer_of
 
 CALIBRATION_SAMPLES = 100  # int8-static: rows of the data file that are not evaluation samples
@@ -55,7 +56,7 @@ class ExecuTorchTarget(Target):
     def unsupported(source, task_name: str) -> str | None:
         if task_name == "image-classification":
             return "the executorch target takes text models (token ids in) for now"
-        return None
+        return no_kv_cache("executorch", task_name)
 
     def export(self, source, task, settings: ExportSettings) -> Exported:
         """Trace the float model once per bucket and check every op: XNNPACK's partitioner says what it leaves to

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ExportError, UsageError, one_line
 
 PRECISIONS = ("fp32", "int8-weight", "int4-weight")
-METHODS = ("rtn", "hqq")
+METHODS = ("rtn", "hqq", "affine")
 
 
 def export_kv(source, task, dest: Path, opset: int = 17) -> Path:
@@ -45,13 +45,96 @@ def fold_weight_transposes(model) -> int:
     return len(folded)
 
 
-def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn",
-                     embeddings: bool = True, accuracy_level: int | None = 4) -> Path:
-    """MatMulNBits weights (bits 8 or 4, one scale per `block_size` inputs) for every MatMul with a constant weight;
-    with `embeddings`, int4 RTN also quantizes the embedding table (GatherBlockQuantized). `accuracy_level` 4 lets
-    onnxruntime's CPU kernels compute in int8 (its fast path); None keeps float math."""
+def lm_head(model) -> str | None:
+    """The MatMul that writes the `logits` output (the lm_head), by node name; None when there is none."""
+    return next((n.name for n in model.graph.node if n.op_type == "MatMul" and "logits" in n.output), None)
+
+
+def _nbits(model, bits: int, block_size: int, method: str, ops: tuple, symmetric: bool, accuracy_level, exclude=()):
+    """One MatMulNBitsQuantizer pass over `ops` (nodes in `exclude` kept as they are); returns the new ModelProto."""
+    import onnx
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
+    axes = (("MatMul", 0), ("Gather", 1))
+    if method == "hqq":
+        config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=ops)
+    else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
+        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric, bits=bits,
+                                                    accuracy_level=accuracy_level, op_types_to_quantize=ops,
+                                                    quant_axes=axes)
+    quant = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=symmetric, bits=bits,
+                                       accuracy_level=accuracy_level, algo_config=config, op_types_to_quantize=ops,
+                                       quant_axes=axes, nodes_to_exclude=list(exclude))
+    quant.process()
+    if accuracy_level:  # HQQ's quantizer does not pass it on
+        for node in quant.model.model.graph.node:
+            if node.op_type == "MatMulNBits" and not any(a.name == "accuracy_level" for a in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute("accuracy_level", accuracy_level))
+    return quant.model.model
+
+
+def affine_int4(model, block_size: int, accuracy_level: int | None = 4, exclude=()):
+    """int4 as llama.cpp's Q4_1: per block of `block_size` inputs a scale and a float minimum (w ~ d*q + m, q in
+    0..15). onnxruntime's fast MatMulNBits kernels take integer zero points only (HQQ's float ones fall back to a
+    slow path), so the weights go in as symmetric int4, d*(q-8), and the offsets m+8d as a second float MatMul on
+    the block sums of the input: 1/block_size of the weight's size. Returns the number of MatMuls converted."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    uses: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes, sums, converted = [], {}, 0
+    for node in model.graph.node:
+        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        w = numpy_helper.to_array(weight) if weight is not None and node.name not in exclude else None
+        if w is None or w.ndim != 2 or w.dtype != np.float32 or w.shape[0] % block_size:
+            nodes.append(node)
+            continue
+        k, n = w.shape
+        blocks = w.T.reshape(n, k // block_size, block_size)
+        low = blocks.min(-1, keepdims=True)
+        scale = (blocks.max(-1, keepdims=True) - low) / 15
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # a constant block: q = 0, the offset carries it
+        q = np.clip(np.rint((blocks - low) / scale), 0, 15).astype(np.uint8)
+        packed = q[..., 0::2] | (q[..., 1::2] << 4)  # MatMulNBits layout: (N, blocks, block_size / 2), low nibble first
+        if k not in sums:  # (K, blocks) ones: x @ it sums x over each block of inputs
+            sums[k] = numpy_helper.from_array(np.kron(np.eye(k // block_size, dtype=np.float32),
+                                                      np.ones((block_size, 1), np.float32)), f"affine_block_sums_{k}")
+            model.graph.initializer.append(sums[k])
+        base = weight.name
+        model.graph.initializer.extend([
+            numpy_helper.from_array(packed, f"{base}_Q4"), numpy_helper.from_array(scale.reshape(-1), f"{base}_scales"),
+            numpy_helper.from_array((low + 8 * scale).reshape(n, -1).T.copy(), f"{base}_offsets")])
+        x, y = node.input[0], node.output[0]
+        attrs = {"K": k, "N": n, "bits": 4, "block_size": block_size} | (
+            {"accuracy_level": accuracy_level} if accuracy_level else {})
+        nodes += [helper.make_node("MatMulNBits", [x, f"{base}_Q4", f"{base}_scales"], [f"{y}_q4"],
+                                   name=f"{node.name}_Q4", domain="com.microsoft", **attrs),
+                  helper.make_node("MatMul", [x, sums[k].name], [f"{y}_block_sums"], name=f"{node.name}_block_sums"),
+                  helper.make_node("MatMul", [f"{y}_block_sums", f"{base}_offsets"], [f"{y}_offsets"],
+                                   name=f"{node.name}_offsets"),
+                  helper.make_node("Add", [f"{y}_q4", f"{y}_offsets"], [y], name=f"{node.name}_affine")]
+        if uses.get(base) == 1:
+            model.graph.initializer.remove(weight)
+        converted += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if converted and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return converted
+
+
+def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 32, method: str = "rtn",
+                     embeddings: bool = True, accuracy_level: int | None = 4, symmetric: bool = True,
+                     lm_head_bits: int | None = None) -> Path:
+    """MatMulNBits weights (bits 8 or 4, one scale per `block_size` inputs) for every MatMul with a constant weight,
+    written to `dest/model.onnx`. With `embeddings`, int4 also quantizes the embedding table (GatherBlockQuantized,
+    always RTN: onnxruntime's gather kernel takes no float zero points). `lm_head_bits` (e.g. 8) quantizes the
+    lm_head apart from the other MatMuls. `accuracy_level` 4 lets onnxruntime's CPU kernels compute in int8 (its
+    fast path); None keeps float math."""
     if precision not in PRECISIONS[1:]:
         raise UsageError(f"no weight-only quantization named {precision!r}", f"choose from {PRECISIONS[1:]}")
     if method not in METHODS:
@@ -59,34 +142,67 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
     bits = 8 if precision == "int8-weight" else 4
     import onnx
 
-    # The embedding table too (GatherBlockQuantized, blocks along the hidden axis): it is a fifth of a small LM.
-    # onnxruntime quantizes gathers to 4 bits only, and HQQ does not cover them.
-    ops = ("MatMul", "Gather") if bits == 4 and embeddings and method == "rtn" else ("MatMul",)
-    axes = (("MatMul", 0), ("Gather", 1))
     model = onnx.load(str(fp32))
     fold_weight_transposes(model)
-    if "Gather" in ops:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
+    head = lm_head(model)
+    apart = [head] if head and lm_head_bits and lm_head_bits != bits else []
+    gathers = bits == 4 and embeddings
+    if gathers:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
         from onnx import version_converter
 
         model = version_converter.convert_version(model, 21)
-    if method == "hqq":
-        config = nbits.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",))
-    else:  # onnxruntime's default is blockwise round-to-nearest (its "RTN" config is neural-compressor's)
-        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
-                                                    accuracy_level=accuracy_level, op_types_to_quantize=ops,
-                                                    quant_axes=axes)
-    quant = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, bits=bits,
-                                       accuracy_level=accuracy_level, algo_config=config,
-                                       op_types_to_quantize=config.op_types_to_quantize, quant_axes=axes)
-    quant.process()
-    if accuracy_level:  # HQQ's quantizer does not pass it on
-        for node in quant.model.model.graph.node:
-            if node.op_type == "MatMulNBits" and not any(a.name == "accuracy_level" for a in node.attribute):
-                node.attribute.append(onnx.helper.make_attribute("accuracy_level", accuracy_level))
+    if method == "affine" and bits == 4:
+        affine_int4(model, block_size, accuracy_level, apart)
+    else:
+        model = _nbits(model, bits, block_size, method, ("MatMul",), symmetric, accuracy_level, apart)
+    if apart:  # only the lm_head is a plain MatMul with a constant weight now
+        model = _nbits(model, lm_head_bits, block_size, "rtn", ("MatMul",), symmetric, accuracy_level)
+    if gathers:  # the embedding table is a fifth of a small LM
+        model = _nbits(model, 4, block_size, "rtn", ("Gather",), True, accuracy_level)
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / "model.onnx"
-    quant.model.save_model_to_file(str(out), use_external_data_format=quant.model.model.ByteSize() > 1_900_000_000)
+    from onnxruntime.quantization.onnx_model import ONNXModel
+
+    ONNXModel(model).save_model_to_file(str(out), use_external_data_format=model.ByteSize() > 1_900_000_000)
     for item in fp32.parent.iterdir():  # the tokenizer and configs travel with every artifact
-        if item.suffix in (".json", ".jinja", ".txt", ".model") and not (dest / item.name).exists():
+        if item.suffix in (".json", ".jinja", ".txt") and not (dest / item.name).exists():
             shutil.copyfile(item, dest / item.name)
     return out
+
+
+WEIGHT_ONLY_DEFAULTS = {"method": "rtn", "block_size": 32, "embeddings": True, "symmetric": True, "lm_head_bits": None}
+
+
+def build_weight_only(fp32: Path, dest: Path, precision: str, options: dict, workdir: Path, tied: bool = False) -> dict:
+    """`pack`'s int8-weight / int4-weight artifact at `dest` with the recipe's `weight_only` options; returns the
+    settings for the report, the precision of the embeddings and the lm_head said."""
+    import onnx
+
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    opts = WEIGHT_ONLY_DEFAULTS | given
+    if precision == "int8-weight":
+        opts |= {"method": "rtn", "lm_head_bits": None}
+    folder = workdir / f"weight-only-{precision}"
+    out = quantize_weights(fp32, folder, precision, block_size=opts["block_size"], method=opts["method"],
+                           embeddings=opts["embeddings"], symmetric=opts["symmetric"],
+                           lm_head_bits=opts["lm_head_bits"])
+    shutil.move(str(out), str(dest))
+    shutil.rmtree(folder, ignore_errors=True)
+    model = onnx.load(str(dest), load_external_data=False)
+    ops = [n.op_type for n in model.graph.node]
+    if "MatMulNBits" not in ops:
+        raise ExportError(f"{precision}: no MatMul was quantized (the graph has no MatMul with a constant weight)")
+    bits = 8 if precision == "int8-weight" else 4
+    gathered = "GatherBlockQuantized" in ops
+    return {"tool": "onnxruntime.quantization.matmul_nbits_quantizer.MatMulNBitsQuantizer",
+            "algorithm": opts["method"].upper(), "weights": f"int{bits}, blocks of {opts['block_size']}: " + {
+                "rtn": "round to nearest, " + ("symmetric" if opts["symmetric"] else "integer zero points"),
+                "hqq": "HQQ, float zero points (onnxruntime's slower MatMulNBits path)",
+                "affine": "scale and float minimum per block (llama.cpp Q4_1-style) as symmetric MatMulNBits plus a "
+                          "float offset MatMul on the input's block sums"}[opts["method"]],
+            "matmuls_converted": ops.count("MatMulNBits"), "accuracy_level": 4,
+            "embeddings": f"int4 blocks of {opts['block_size']} (GatherBlockQuantized)" if gathered else "float32",
+            "lm_head": f"int{opts['lm_head_bits'] or bits}" + (" (tied: its own quantized copy of the embedding "
+                                                                "table)" if tied else ""),
+            "activations": "float32 (int8 compute inside MatMulNBits)"}
+

@@ -120,21 +120,50 @@ class TextGeneration(Task):
                                  pad_token_id=self.stop_tokens()[0] if self.stop_tokens() else 0)
         return out[0, len(ids):].tolist()
 
-    # --- fidelity: `logits(ids)` and `generate(ids, max_new_tokens, stop)` are the artifact's runtime ---
+    # --- what `pack` times and compares (edgepack/lm_checks.py) ---
+    generative = True  # pack measures fidelity and tokens/s itself instead of comparing batch outputs
+
+    def cache_shape(self) -> tuple[int, int, int]:
+        from ..estimate.llm import cache_shape
+
+        return cache_shape(self.source.config)
+
+    def latency_inputs(self, texts: list[str], seq_len: int) -> dict[str, np.ndarray]:
+        """A prefill of `seq_len` real tokens with an empty cache: its time is the time to first token."""
+        feed = super().latency_inputs(texts, seq_len)
+        layers, kv_heads, head_dim = self.cache_shape()
+        empty = np.zeros((1, kv_heads, 0, head_dim), np.float32)
+        feed["position_ids"] = np.arange(seq_len, dtype=np.int64)[None]
+        return feed | {f"past_key_values.{i}.{kind}": empty for i in range(layers) for kind in ("key", "value")}
+
+    def reference(self, texts: list[str], max_length: int) -> dict:
+        """The source side of `compare_artifact`, once per run: greedy continuations of the first 8 texts."""
+        return self._reference(texts, texts[:8], max_length, 32)
+
     def fidelity(self, texts: list[str], prompts: list[str], artifact, context: int, new_tokens: int = 32) -> Accuracy:
+        return self.compare_artifact(self._reference(texts, prompts, context, new_tokens), artifact)
+
+    def _reference(self, texts: list[str], prompts: list[str], context: int, new_tokens: int) -> dict:
+        # The source model is kept, not its logits: all of them at once would be texts x tokens x vocabulary floats.
         model = self.source_model()
-        src_all, art_all, ids_all = [], [], []
-        for text in texts:
+        ids = [self.token_ids(p, context) for p in prompts]
+        return {"model": model, "texts": texts, "context": context, "new_tokens": new_tokens,
+                "prompts": [(i, self.source_generate(model, i, new_tokens)) for i in ids]}
+
+    def compare_artifact(self, reference: dict, artifact, step=None) -> Accuracy:
+        """Fidelity of `artifact` (its runtime: `logits(ids)`, `generate(ids, max_new_tokens, stop)`) to the source
+        on the reference's texts (teacher forcing) and prompts (greedy continuations). `step()` after each text."""
+        model, context, new_tokens = reference["model"], reference["context"], reference["new_tokens"]
+        per = []
+        for text in reference["texts"]:
             ids = self.token_ids(text, context)
-            if len(ids) < 2:
-                continue
-            src_all.append(self.source_logits(model, ids))
-            art_all.append(artifact.logits(ids))
-            ids_all.append(ids)
-        if not ids_all:
+            if len(ids) >= 2:
+                per.append(teacher_forcing_figures(ids, self.source_logits(model, ids), artifact.logits(ids)))
+            if step:
+                step()
+        if not per:
             raise UsageError("no evaluation text of two tokens or more", "pass --data with longer texts")
         # Per text, then weighted by tokens: concatenating would join one text's end to the next text's start.
-        per = [teacher_forcing_figures(i, s, a) for i, s, a in zip(ids_all, src_all, art_all)]
         weights = np.array([p["tokens"] for p in per], dtype=np.float64)
         nll = lambda key: float(np.exp(np.average([np.log(p[key]) for p in per], weights=weights)))  # noqa: E731
         details = dict(perplexity_source=nll("perplexity_source"), perplexity_artifact=nll("perplexity_artifact"),
@@ -142,12 +171,8 @@ class TextGeneration(Task):
                        mean_kl=float(np.average([p["mean_kl"] for p in per], weights=weights)),
                        tokens=int(weights.sum()), texts=len(per))
         details["perplexity_ratio"] = details["perplexity_artifact"] / details["perplexity_source"]
-        agreements = []
-        for prompt in prompts:
-            ids = self.token_ids(prompt, context)
-            want = self.source_generate(model, ids, new_tokens)
-            got = artifact.generate(ids, new_tokens, self.stop_tokens())
-            agreements.append(continuation_agreement(want, got, new_tokens))
+        agreements = [continuation_agreement(want, artifact.generate(ids, new_tokens, self.stop_tokens()), new_tokens)
+                      for ids, want in reference["prompts"]]
         details["continuation_agreement"] = float(np.mean(agreements)) if agreements else None
         details["prompts"] = len(agreements)
         return Accuracy("next_token_agreement", details["next_token_agreement"],
