@@ -191,3 +191,35 @@ def test_llm_estimate_reads_weights_and_cache_and_gives_a_clear_verdict_when_too
     verdict = ram_verdict(3e9, 0.5e9, ram_mb=4096)
     assert verdict["fits"] is False and "does not fit" in verdict["verdict"]
     assert ram_verdict(1e8, 1e7, ram_mb=4096)["fits"] is True
+
+
+def test_affine_int4_reproduces_weights_already_on_a_q4_1_grid_exactly():
+    """llama.cpp Q4_1 weights (scale and minimum per block of 32) survive affine int4 unchanged; RTN's do not."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgepack.targets.onnx_lm import affine_int4
+
+    rng = np.random.default_rng(0)
+    k, n = 64, 8
+    scale, low = rng.uniform(0.01, 0.1, (k // 32, 1, n)), rng.uniform(-1, 0, (k // 32, 1, n))
+    q = rng.integers(0, 16, (k // 32, 32, n))
+    q[:, 0], q[:, 1] = 0, 15  # as Q4_1 makes them: each block's minimum and maximum are on its grid's ends
+    w = (low + scale * q).reshape(k, n).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, n])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert affine_int4(model, 32) == 1
+    assert {x.op_type for x in model.graph.node} == {"MatMulNBits", "MatMul", "Add"}
+    x = rng.standard_normal((1, 3, k)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    # accuracy_level 4 quantizes the activations to int8 inside the kernel: close, not bit-exact
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ w, rtol=0.02, atol=0.05)
+    model_exact = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    affine_int4(model_exact, 32, accuracy_level=None)
+    exact = ort.InferenceSession(model_exact.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(exact.run(None, {"x": x})[0], x @ w, rtol=1e-4, atol=1e-4)
+    onnx.checker.check_model(model_exact)
