@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import devices as devices_mod
@@ -18,7 +19,7 @@ from .gates import Check, device_checks, gate_checks, unmeasured
 from .manifest import remove, sha256, size_of
 from .manifest import write as write_manifest
 from .progress import Progress
-from .estimate.count import count_costs, runtime_family
+from .estimate.count import remembered_costs, runtime_family
 from .plan import PackOptions, Plan, plan
 from .precisions import calibrated, known as known_precisions
 from .registry import TARGETS, TASKS
@@ -34,16 +35,22 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
     progress.stage(f"Resolving {model}")
     the_plan = plan(model, options)
 
-    # Build in a sibling temp folder, then rename: an interrupted or failed run leaves no partial output, and
-    # --force swaps the old folder out only once the new one is complete.
-    out = Path(options.out).absolute()
+    with building(Path(options.out)) as tmp:
+        return _build(the_plan, tmp, progress)
+
+
+@contextmanager
+def building(out: Path):
+    """Yields a sibling temp folder that becomes `out` when the block ends without error: an interrupted or failed
+    run leaves no partial output, and --force swaps the old folder out only once the new one is complete."""
+    out = Path(out).absolute()
     missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # innermost first
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
-        report = _build(the_plan, tmp, progress)
+        yield tmp
         if out.exists():
             out.rename(old)
         tmp.rename(out)
@@ -57,7 +64,6 @@ def pack(model: str, options: PackOptions, progress: Progress | None = None) -> 
                 folder.rmdir()
             except OSError:
                 break
-    return report
 
 
 def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
@@ -135,7 +141,14 @@ def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
 
     notes += compare_with_fp32(results, retime)
 
-    report = Report(
+    report = make_report(p, results, notes, distillation)
+    write_folder(p, tmp, report, manifest_artifacts)
+    return report
+
+
+def make_report(p: Plan, results: list[ArtifactResult], notes: list[str], distillation: dict | None = None) -> Report:
+    options = p.options
+    return Report(
         model=p.source.model_id, revision=p.source.revision, task=p.task.name, license=p.source.license,
         artifacts=results, recipe=p.recipe.name if p.recipe else None, sequence_length=p.sequence_length,
         data={"origin": p.dataset.origin, "samples": len(p.dataset.texts), "labels": p.dataset.labels is not None,
@@ -146,10 +159,13 @@ def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
         notes=[f"source: {p.source.origin} ({p.source.path.name if p.source.origin == 'local' else p.source.revision})",
                *notes],
         edgepack_version=__version__, distillation=distillation, workload=p.workload)
-    write_all(report, tmp)
-    write_manifest(tmp, p.source, p.task.name, manifest_artifacts,
+
+
+def write_folder(p: Plan, folder: Path, report: Report, manifest_artifacts: list[dict]) -> None:
+    """report.json/.md/.html and manifest.json (hashing every file already in `folder`)."""
+    write_all(report, folder)
+    write_manifest(folder, p.source, p.task.name, manifest_artifacts,
                    {"sequence_length": p.sequence_length, "tokenizer": "tokenizer/", "passed": report.passed})
-    return report
 
 
 def _gate_length(p: Plan, io: dict) -> int:
@@ -191,7 +207,6 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         result.notes += [detail.removeprefix("warning: ") for c in result.checks
                          if (detail := c.detail).startswith("warning: ")]
         result.sha256, result.size_bytes = sha256(path), size_of(path)
-        size_mb = result.size_bytes / 1e6
         result.deployment = target.deployment(result.precision, exported)
 
         why_not = target.runs_here()
@@ -199,10 +214,7 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
             result.not_run = f"{why_not}; checked on {platform.system()} {platform.machine()}"
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured, so "
                                 "their gates and the device budgets on them are not applied (those on size are)")
-            result.checks += gate_checks(p.gates, None, None, size_mb, None)
-            for profile in p.profiles:  # the file's size is known: each device's size budget and storage apply
-                result.checks += device_checks(profile.name, None, size_mb, None, profile.budgets,
-                                               devices_mod.fits(profile, result.size_bytes, None))
+            apply_gates(p, result, path, {}, timing_inputs, None)
             return
 
         if getattr(p.task, "generative", False):  # text-generation: fidelity, tokens/s, LLM estimates
@@ -224,19 +236,31 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
         result.latency_ms.host = HostLatency(**{k: host[k] for k in ("p50", "p90", "threads", "runs", "warmup")},
                                              histogram=host.get("histogram"))
         result.memory_mb = host["memory_mb"]
-        result.checks += gate_checks(p.gates, acc, host["p50"], size_mb, host["memory_mb"])
-        result.notes += unmeasured(p.gates, acc)
 
         stage = "device estimate"
-        estimate_devices(p, path, target.inputs_outputs(path), timing_inputs, host, result)
+        apply_gates(p, result, path, target.inputs_outputs(path), timing_inputs, host)
     except Exception as exc:  # noqa: BLE001 - any toolchain failure fails this artifact only
         raise _ArtifactFailed(stage) from exc
 
 
+def apply_gates(p: Plan, result: ArtifactResult, path: Path, io: dict, timing_inputs: dict, host: dict | None) -> None:
+    """The gates and each device's estimate and budgets on a built, measured file, into `result`; `host` None for a
+    file that cannot run here (only its size is gated). `matrix` re-runs this on cached artifacts."""
+    size_mb = result.size_bytes / 1e6
+    if host is None:
+        result.checks += gate_checks(p.gates, None, None, size_mb, None)
+        for profile in p.profiles:  # the file's size is known: each device's size budget and storage apply
+            result.checks += device_checks(profile.name, None, size_mb, None, profile.budgets,
+                                           devices_mod.fits(profile, result.size_bytes, None))
+        return
+    result.checks += gate_checks(p.gates, result.accuracy, host["p50"], size_mb, host["memory_mb"])
+    result.notes += unmeasured(p.gates, result.accuracy)
+    estimate_devices(p, path, io, timing_inputs, host, result)
+
+
 def estimate_devices(p: Plan, path: Path, io: dict, timing_inputs: dict, host: dict, result: ArtifactResult) -> None:
     """Each profile's calibrated estimate of the file at `path` and its budget checks, into `result` (latency,
-    checks, notes); `host` is the file's host measurement (p50, threads, memory_mb). `matrix` re-runs this on cached
-    artifacts, so a new device or budget needs no new export."""
+    checks, notes); `host` is the file's host measurement (p50, threads, memory_mb)."""
     from .estimate.host import host_check  # the host as a profile: estimate vs this very measurement
     from .estimate.predict import estimate_latency
 
@@ -245,17 +269,18 @@ def estimate_devices(p: Plan, path: Path, io: dict, timing_inputs: dict, host: d
     costs = at_max = None
     try:
         runtime = runtime_family(path)
-        at_max = count_costs(path, {k: v for k, v in timing_inputs.items() if k in names})
-        costs = at_max if gate_length == p.sequence_length else count_costs(
-            path, {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
+        at_max = remembered_costs(path, result.sha256, {k: v for k, v in timing_inputs.items() if k in names})
+        costs = at_max if gate_length == p.sequence_length else remembered_costs(
+            path, result.sha256,
+            {k: v for k, v in p.task.latency_inputs(p.dataset.texts, gate_length).items() if k in names})
     except NotImplementedError as exc:
         result.notes.append(f"no latency estimate: {exc}; the devices' latency budgets are not applied")
     if at_max is not None:
         result.latency_ms.host.estimate = host_check(at_max, host["p50"], host["threads"], runtime)
+    size_mb = result.size_bytes / 1e6
     for profile in p.profiles:
         est = estimate_latency(costs, profile, runtime=runtime) if costs is not None else None
         fit = devices_mod.fits(profile, result.size_bytes, int(host["memory_mb"] * 1e6))
-        size_mb = result.size_bytes / 1e6
         checks = device_checks(profile.name, est.estimate_ms if est else None, size_mb, host["memory_mb"],
                                profile.budgets, fit)
         result.checks += checks

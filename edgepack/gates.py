@@ -21,7 +21,7 @@ class Check:
         """Headroom as a fraction of the limit: 0.2 = 20% to spare, -0.1 = 10% over (None when not a limit)."""
         if self.value is None or not self.limit:
             return None
-        return (self.limit - self.value) / abs(self.limit) if self.kind == "max" else \
+        return (self.limit - self.value) / abs(self.limit) if self.kind in ("max", "fit") else \
             (self.value - self.limit) / abs(self.limit)
 
 

@@ -108,7 +108,7 @@ class Report:
         data["passed"] = self.passed
         for artifact, raw in zip(self.artifacts, data["artifacts"]):
             raw["passed"] = artifact.passed
-            raw["checks"] = [_check_dict(c) for c in artifact.checks]
+            raw["checks"] = [check_dict(c) for c in artifact.checks]
         head = ["model", "revision", "task", "license", "passed"]
         return {k: data[k] for k in head} | {k: v for k, v in data.items() if k not in head}
 
@@ -116,7 +116,7 @@ class Report:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-def _check_dict(check: Check) -> dict:
+def check_dict(check: Check) -> dict:
     """A check as JSON: gates also carry their value, limit and margin (a matrix ranks by them); plain checks don't."""
     raw = {"name": check.name, "passed": check.passed, "detail": check.detail}
     if check.kind != "check":

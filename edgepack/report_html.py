@@ -31,11 +31,13 @@ code { font-size: 12px; }
 """
 
 
-def _table(header: list[str], rows: list[list[str]], status: int | None = None, cls: str = "") -> str:
-    """A table that scrolls sideways on a narrow screen; column `status` gets a pass/FAIL colour."""
+def _table(header: list[str], rows: list[list[str]], status: int | range | None = None, cls: str = "") -> str:
+    """A table that scrolls sideways on a narrow screen; the `status` column(s) get a pass/FAIL colour."""
+    statuses = range(status, status + 1) if isinstance(status, int) else status or ()
+
     def cell(i, value):
         word = str(value).split(" ")[0]
-        cls = f' class="{word}"' if i == status and word in ("pass", "FAIL") else ""
+        cls = f' class="{word}"' if i in statuses and word in ("pass", "FAIL") else ""
         return f"<td{cls}>{escape(str(value))}</td>"
 
     head = "".join(f"<th>{escape(h)}</th>" for h in header)

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgepack"
 
 # The chain of stages, earliest first (ARCHITECTURE.md): a module may import its own stage and earlier ones only.
 STAGES = [
-    ("base", ["version", "buckets", "errors", "registry", "progress", "licenses", "manifest", "precisions", "config", "data", "devices"]),
+    ("base", ["version", "buckets", "errors", "registry", "progress", "licenses", "manifest", "memo", "precisions", "config", "data", "devices"]),
     ("source", ["source"]),
     ("tasks", ["tasks"]),
     ("compress", ["compress"]),
@@ -21,7 +21,7 @@ STAGES = [
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
     ("report", ["report", "report_html", "report_plots"]),
-    ("pipeline", ["plan", "search", "api"]),
+    ("pipeline", ["plan", "search", "api", "matrix"]),
     ("cli", ["cli", "__main__"]),
 ]
 

@@ -14,6 +14,7 @@ from ..version import __version__
 from ..errors import EdgepackError, one_line
 from .estimate import calibrate, estimate, measure
 from .info import devices, inspect, recipes
+from .matrix import matrix
 from .pack import pack
 
 
@@ -23,7 +24,7 @@ def cli():
     """Compress, export and check pretrained models for edge devices."""
 
 
-for _command in (pack, inspect, devices, recipes, estimate, calibrate, measure):
+for _command in (pack, matrix, inspect, devices, recipes, estimate, calibrate, measure):
     cli.add_command(_command)
 
 

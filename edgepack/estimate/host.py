@@ -19,12 +19,12 @@ import numpy as np
 
 from .. import devices
 from ..devices import DeviceProfile
+from ..memo import root
 
 CACHE_VERSION = 3
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
+cache_dir = root  # $EDGEPACK_CACHE, else ~/.cache/edgepack
 
 
 def cpu_identity() -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import logging
 import warnings
@@ -72,8 +73,8 @@ class Target:
       tunable     precisions the accuracy-aware search can tune (calibrated ones: layers left in float, variants).
 
     The pipeline calls, in this order:
-      require()                  import the optional toolchain, or raise MissingExtra naming the extra (before any
-                                 download);
+      require()                  check the optional toolchain is installed, or raise MissingExtra naming the extra
+                                 (before any download);
       unsupported(source, task)  why this model cannot go to this target, known before exporting (None: it may);
       export(source, task, settings) -> Exported
                                  trace/convert once to the float program all precisions derive from; preflight of
@@ -102,7 +103,7 @@ class Target:
 
     @staticmethod
     def require() -> None:
-        """Import the target's optional toolchain, or raise MissingExtra naming the extra."""
+        """Check the target's optional toolchain is installed, or raise MissingExtra naming the extra."""
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
@@ -165,12 +166,15 @@ def no_kv_cache(target: str, task_name: str) -> str | None:
 
 
 def require(what: str, extra: str, *modules: str) -> None:
-    """Import the toolchain a target needs, or say which extra installs it."""
+    """Check that the toolchain a target needs is installed, or say which extra installs it. Found, not imported:
+    importing litert-torch alone takes seconds, and a preflight (or a cached `matrix` run) needs none of it."""
     for module in modules:
         try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise MissingExtra(f"{what} ({exc.name or module})", extra) from exc  # the module really missing
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):  # a parent package missing, or a module stubbed out as None
+            found = None
+        if found is None:
+            raise MissingExtra(f"{what} ({module})", extra)
 
 
 @contextlib.contextmanager

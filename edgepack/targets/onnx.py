@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import ExportError, one_line
+from ..memo import remembered
 from ..registry import TARGETS
 from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain
 
@@ -24,14 +25,13 @@ class OnnxTarget(Target):
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
-        """Why optimum's ONNX exporter cannot export this model for this task, or None when it can."""
-        import optimum.exporters.onnx.model_configs  # noqa: F401 - registers the exportable model types
-        from optimum.exporters.tasks import TasksManager
-
+        """Why optimum's ONNX exporter cannot export this model for this task, or None when it can. Remembered per
+        (model type, optimum and transformers versions): importing optimum's model configs takes seconds."""
         model_type = str(source.config.get("model_type", "")).replace("_", "-")
-        try:
-            tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
-        except KeyError:
+        key = {"model_type": model_type, **{name: _version(name) for name in ("optimum", "optimum-onnx",
+                                                                                "transformers")}}
+        tasks = remembered("optimum-onnx-tasks", key, lambda: _optimum_tasks(model_type))
+        if tasks is None:
             return f"optimum's ONNX exporter does not know model type {model_type!r}"
         if task_name not in tasks:
             return f"optimum exports {model_type} for {', '.join(sorted(tasks))}, not {task_name}"
@@ -209,6 +209,26 @@ class OnnxTarget(Target):
                     for v in values]
 
         return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+def _version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _optimum_tasks(model_type: str) -> list[str] | None:
+    """The tasks optimum's ONNX exporter supports for `model_type`; None for a type it does not know."""
+    import optimum.exporters.onnx.model_configs  # noqa: F401 - registers the exportable model types
+    from optimum.exporters.tasks import TasksManager
+
+    try:
+        return sorted(TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers"))
+    except KeyError:
+        return None
 
 
 def _postprocess(model, task) -> None:
