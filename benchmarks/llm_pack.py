@@ -28,6 +28,9 @@ def main() -> None:
     extra = shlex.split(os.environ.get("PACK_ARGS", ""))
     cmd = [sys.executable, "-m", "edgepack.cli", "pack", str(model), *ARGS, *extra, "--out", str(OUT)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    if not (OUT / "report.json").is_file():  # pack failed before writing its folder: show why, not a KeyError
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-8000:])
+        sys.exit(f"pack exited {done.returncode} without {OUT / 'report.json'}")
     report = json.loads((OUT / "report.json").read_text())
     arts = {a["precision"]: a for a in report["artifacts"]}
     fp32 = arts.get("fp32", {})

@@ -21,7 +21,7 @@ STAGES = [
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
     ("report", ["report", "report_html", "report_plots"]),
-    ("pipeline", ["plan", "search", "api", "matrix"]),
+    ("pipeline", ["plan", "search", "api", "matrix", "lm_checks"]),
     ("cli", ["cli", "__main__"]),
 ]
 

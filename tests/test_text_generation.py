@@ -223,3 +223,18 @@ def test_affine_int4_reproduces_weights_already_on_a_q4_1_grid_exactly():
     exact = ort.InferenceSession(model_exact.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(exact.run(None, {"x": x})[0], x @ w, rtol=1e-4, atol=1e-4)
     onnx.checker.check_model(model_exact)
+
+
+def test_an_int8_lm_head_beside_affine_int4_leaves_the_offsets_float(exported, tmp_path):
+    """lm_head_bits quantizes the lm_head alone: affine's offset and block-sum MatMuls (constant weights too) stay
+    float32, so they neither lose precision nor grow (an offsets matrix has K/32 rows; int8 blocks pad it to 32)."""
+    import onnx
+
+    from edgepack.targets.onnx_lm import quantize_weights
+
+    out = quantize_weights(exported, tmp_path / "affine-head8", "int4-weight", method="affine", lm_head_bits=8)
+    graph = onnx.load(str(out)).graph
+    bits = sorted(next(a.i for a in n.attribute if a.name == "bits") for n in graph.node if n.op_type == "MatMulNBits")
+    assert bits.count(8) == 1 and set(bits) == {4, 8}  # the lm_head, and every layer's MatMul in int4
+    offsets = [i for i in graph.initializer if i.name.endswith("_offsets")]
+    assert offsets and all(i.data_type == onnx.TensorProto.FLOAT for i in offsets)

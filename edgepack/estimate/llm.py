@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import re
 
+from ..tasks.text_generation import cache_shape  # the task owns the config reading; re-exported here
+
 # Bytes per weight of the published formats, block scales included (llama.cpp Q4_0/Q8_0: 32 weights share one fp16
 # scale; ExecuTorch 8da4w: groups of 32 with an fp16 scale; onnxruntime MatMulNBits block 32: fp32 scale).
 FORMAT_BYTES = {"q4_0": 18 / 32, "q4_1": 20 / 32, "q8_0": 34 / 32, "8da4w": 18 / 32, "int4-weight": 20 / 32,
@@ -20,15 +22,6 @@ def bytes_per_weight(weights: str) -> float | None:
         if re.search(rf"(^|[^a-z0-9]){re.escape(name)}([^a-z0-9]|$)", text):
             return size
     return None
-
-
-def cache_shape(config: dict) -> tuple[int, int, int]:
-    """(layers, kv heads, head dim) of a decoder's KV cache (grouped-query attention: fewer kv heads than heads)."""
-    layers = config.get("num_hidden_layers") or config.get("n_layer") or 0
-    heads = config.get("num_attention_heads") or config.get("n_head") or 1
-    kv_heads = config.get("num_key_value_heads") or heads
-    head_dim = config.get("head_dim") or (config.get("hidden_size") or config.get("n_embd") or 0) // heads
-    return int(layers), int(kv_heads), int(head_dim)
 
 
 def kv_cache_bytes(config: dict, context: int, element_bytes: int = 4) -> int:

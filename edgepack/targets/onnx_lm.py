@@ -155,8 +155,9 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
         affine_int4(model, block_size, accuracy_level, apart)
     else:
         model = _nbits(model, bits, block_size, method, ("MatMul",), symmetric, accuracy_level, apart)
-    if apart:  # only the lm_head is a plain MatMul with a constant weight now
-        model = _nbits(model, lm_head_bits, block_size, "rtn", ("MatMul",), symmetric, accuracy_level)
+    if apart:  # the lm_head alone: affine's offset and block-sum MatMuls have constant weights too, and stay float
+        others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name != head]
+        model = _nbits(model, lm_head_bits, block_size, "rtn", ("MatMul",), symmetric, accuracy_level, others)
     if gathers:  # the embedding table is a fifth of a small LM
         model = _nbits(model, 4, block_size, "rtn", ("Gather",), True, accuracy_level)
     dest.mkdir(parents=True, exist_ok=True)

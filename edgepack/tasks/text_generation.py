@@ -124,8 +124,6 @@ class TextGeneration(Task):
     generative = True  # pack measures fidelity and tokens/s itself instead of comparing batch outputs
 
     def cache_shape(self) -> tuple[int, int, int]:
-        from ..estimate.llm import cache_shape
-
         return cache_shape(self.source.config)
 
     def latency_inputs(self, texts: list[str], seq_len: int) -> dict[str, np.ndarray]:
@@ -177,3 +175,12 @@ class TextGeneration(Task):
         details["prompts"] = len(agreements)
         return Accuracy("next_token_agreement", details["next_token_agreement"],
                         1.0 - details["next_token_agreement"], details)
+
+
+def cache_shape(config: dict) -> tuple[int, int, int]:
+    """(layers, kv heads, head dim) of a decoder's KV cache (grouped-query attention: fewer kv heads than heads)."""
+    layers = config.get("num_hidden_layers") or config.get("n_layer") or 0
+    heads = config.get("num_attention_heads") or config.get("n_head") or 1
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or (config.get("hidden_size") or config.get("n_embd") or 0) // heads
+    return int(layers), int(kv_heads), int(head_dim)
