@@ -79,6 +79,20 @@ def test_a_context_beyond_the_model_is_a_usage_error(tiny_llama):
         task.check_context(2048)
 
 
+def test_a_tokenizer_without_a_pad_token_still_encodes_padded_batches(tiny_llama):
+    """SmolLM2's and Llama's tokenizers have no pad token: pack's workload lengths and latency input still work."""
+    task = TASKS.get("text-generation")(resolve(str(tiny_llama)))
+    with_pad = task.encode(TEXTS[:2], 64)
+    task.tokenizer.pad_token = None
+    without = task.encode(TEXTS[:2], 64)
+    np.testing.assert_array_equal(without["attention_mask"], with_pad["attention_mask"])
+    np.testing.assert_array_equal(without["input_ids"] * without["attention_mask"],
+                                  with_pad["input_ids"] * with_pad["attention_mask"])
+    assert task.encode(TEXTS[:1], 16, pad_to_max=True)["input_ids"].shape == (1, 16)
+    assert task.workload_lengths(TEXTS[:3], 64)["samples"] == 3
+    assert task.latency_inputs(TEXTS, 32)["input_ids"].shape == (1, 32)
+
+
 def test_cli_rejects_an_encoder_given_text_generation_with_exit_2(tiny_classifier, tmp_path, capsys):
     from edgepack.cli import main
 

@@ -99,6 +99,18 @@ class TextGeneration(Task):
     def token_ids(self, text: str, max_length: int) -> np.ndarray:
         return np.asarray(self.tokenizer(text, truncation=True, max_length=max_length)["input_ids"], dtype=np.int64)
 
+    def encode(self, texts: list[str], max_length: int, pad_to_max: bool = False) -> dict[str, np.ndarray]:
+        """As for the other tasks; decoder tokenizers often have no pad token (SmolLM2, Llama), and then the padding
+        is id 0 behind a zero mask, on the right as transformers pads, without changing the shipped tokenizer."""
+        if self.tokenizer.pad_token is not None:
+            return super().encode(texts, max_length, pad_to_max)
+        rows = [self.token_ids(t, max_length) for t in texts]
+        width = max_length if pad_to_max else max(len(r) for r in rows)
+        ids, mask = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)], mask[i, :len(row)] = row, 1
+        return {"input_ids": ids, "attention_mask": mask}
+
     # --- the source model ---
     def source_model(self):
         import transformers
