@@ -86,7 +86,7 @@ def affine_int4(model, block_size: int, accuracy_level: int | None = 4, exclude=
     for node in model.graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
-    nodes, sums, converted = [], {}, 0
+    nodes, sums, summed, converted = [], {}, {}, 0
     for node in model.graph.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
         w = numpy_helper.to_array(weight) if weight is not None and node.name not in exclude else None
@@ -111,10 +111,12 @@ def affine_int4(model, block_size: int, accuracy_level: int | None = 4, exclude=
         x, y = node.input[0], node.output[0]
         attrs = {"K": k, "N": n, "bits": 4, "block_size": block_size} | (
             {"accuracy_level": accuracy_level} if accuracy_level else {})
+        if (x, k) not in summed:  # q/k/v (and gate/up) read the same input: its block sums are computed once
+            summed[x, k] = f"{y}_block_sums"
+            nodes.append(helper.make_node("MatMul", [x, sums[k].name], [summed[x, k]], name=f"{node.name}_block_sums"))
         nodes += [helper.make_node("MatMulNBits", [x, f"{base}_Q4", f"{base}_scales"], [f"{y}_q4"],
                                    name=f"{node.name}_Q4", domain="com.microsoft", **attrs),
-                  helper.make_node("MatMul", [x, sums[k].name], [f"{y}_block_sums"], name=f"{node.name}_block_sums"),
-                  helper.make_node("MatMul", [f"{y}_block_sums", f"{base}_offsets"], [f"{y}_offsets"],
+                  helper.make_node("MatMul", [summed[x, k], f"{base}_offsets"], [f"{y}_offsets"],
                                    name=f"{node.name}_offsets"),
                   helper.make_node("Add", [f"{y}_q4", f"{y}_offsets"], [y], name=f"{node.name}_affine")]
         if uses.get(base) == 1:
