@@ -149,7 +149,8 @@ def quantize_weights(fp32: Path, dest: Path, precision: str, block_size: int = 3
     head = lm_head(model)
     apart = [head] if head and lm_head_bits and lm_head_bits != bits else []
     gathers = bits == 4 and embeddings
-    if gathers:  # the quantizer sets opset 21 (int4 tensors) when it quantizes gathers: convert the graph first
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
+    if gathers and opset < 21:  # the quantizer needs opset 21 (int4 tensors) for gathers: convert the graph first
         from onnx import version_converter
 
         model = version_converter.convert_version(model, 21)
