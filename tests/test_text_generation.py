@@ -252,3 +252,31 @@ def test_an_int8_lm_head_beside_affine_int4_leaves_the_offsets_float(exported, t
     assert bits.count(8) == 1 and set(bits) == {4, 8}  # the lm_head, and every layer's MatMul in int4
     offsets = [i for i in graph.initializer if i.name.endswith("_offsets")]
     assert offsets and all(i.data_type == onnx.TensorProto.FLOAT for i in offsets)
+
+
+def test_affine_shares_block_sums_and_takes_an_opset_22_graph_with_contrib_ops(exported, tmp_path):
+    """q/k/v read one input: one block-sum MatMul for them. A graph already at opset 22 with ops the version converter
+    has no schema for (onnxruntime-genai's SimplifiedLayerNormalization) gets int4 embeddings without a conversion."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgepack.targets.onnx_lm import quantize_weights
+
+    graph = onnx.load(str(quantize_weights(exported, tmp_path / "affine", "int4-weight", method="affine"))).graph
+    sums = [n for n in graph.node if n.name.endswith("_block_sums")]
+    assert 0 < len(sums) < sum(n.op_type == "MatMulNBits" for n in graph.node) - 1  # fewer than the affine MatMuls
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["x"], name="embed"),
+             helper.make_node("SimplifiedLayerNormalization", ["x", "scale"], ["n"], name="norm", axis=-1),
+             helper.make_node("MatMul", ["n", "w"], ["logits"], name="head")]
+    inits = [numpy_helper.from_array(rng.standard_normal((64, 32)).astype(np.float32), "table"),
+             numpy_helper.from_array(np.ones(32, np.float32), "scale"),
+             numpy_helper.from_array(rng.standard_normal((32, 64)).astype(np.float32), "w")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 64])], inits)
+    path = tmp_path / "opset22" / "model.onnx"
+    path.parent.mkdir()
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 22)]), str(path))
+    out = onnx.load(str(quantize_weights(path, tmp_path / "opset22-int4", "int4-weight", method="affine")))
+    assert {"GatherBlockQuantized", "MatMulNBits"} <= {n.op_type for n in out.graph.node}
