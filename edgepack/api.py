@@ -85,7 +85,8 @@ def _build(p: Plan, tmp: Path, progress: Progress) -> Report:
     settings = ExportSettings(
         sequence_length=p.sequence_length, opset=options.opset,
         buckets=sequence_buckets(p.recipe.sequence_buckets if p.recipe else [], p.sequence_length),
-        calibration=list(samples), calibration_origin=origin)
+        calibration=list(samples), calibration_origin=origin,
+        weight_only=p.recipe.weight_only.model_dump() if p.recipe and p.recipe.weight_only else {})
     results: list[ArtifactResult] = []
     manifest_artifacts: list[dict] = []
     notes: list[str] = []
@@ -214,6 +215,13 @@ def _check_artifact(p: Plan, target, exported, result: ArtifactResult, tmp: Path
             result.notes.append(f"not run here: {why_not}; accuracy, latency and memory are not measured, so "
                                 "their gates and the device budgets on them are not applied (those on size are)")
             apply_gates(p, result, path, {}, timing_inputs, None)
+            return
+
+        if getattr(p.task, "generative", False):  # text-generation: fidelity, tokens/s, LLM estimates
+            from .lm_checks import check_generation
+
+            for stage in check_generation(p, path, result, reference, timing_inputs, progress):
+                pass  # each stage names itself as it starts, for the failure check below
             return
 
         stage = "accuracy run"

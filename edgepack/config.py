@@ -7,7 +7,7 @@ not a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
@@ -89,11 +89,14 @@ class Gates(Strict):
     max_memory_mb: float | None = Field(default=None, gt=0)
     # Lower bounds on the task's accuracy details, e.g. {cosine_p1: 0.98, probe_agreement: 0.97}.
     min_accuracy: dict[str, float] = {}
+    # Upper bounds on the task's accuracy details, e.g. {perplexity_ratio: 1.10, mean_kl: 0.1}.
+    max_accuracy: dict[str, float] = {}
 
     def merged(self, override: "Gates") -> "Gates":
         """`override`'s set fields win (the CLI's flags over the recipe's defaults)."""
         update = override.model_dump(exclude_none=True)
         update["min_accuracy"] = {**self.min_accuracy, **override.min_accuracy}
+        update["max_accuracy"] = {**self.max_accuracy, **override.max_accuracy}
         return self.model_copy(update=update)
 
 
@@ -107,6 +110,16 @@ class DataSpec(Strict):
     encoding: str = "utf-8"
     limit: int | None = Field(default=None, gt=0)
     seed: int = 0
+
+
+class WeightOnly(Strict):
+    """How int8-weight / int4-weight are built (ONNX MatMulNBits): round-to-nearest or HQQ, one scale per block."""
+
+    method: Literal["rtn", "hqq", "affine"] = "rtn"  # affine: llama.cpp Q4_1-style scale and float minimum
+    block_size: Literal[16, 32, 64, 128] = 32
+    symmetric: bool = True  # RTN only; HQQ always has (float) zero points
+    embeddings: bool = True  # int4: the embedding table too (GatherBlockQuantized, RTN)
+    lm_head_bits: Literal[4, 8] | None = None  # the lm_head apart from the other MatMuls (None: the same bits)
 
 
 def _registered(kind: str, names: list[str], known: list[str]) -> None:
@@ -129,6 +142,8 @@ class Recipe(Strict):
     targets: list[str] = ["onnx"]
     precisions: list[str] = ["fp32", "fp16", "int8-dynamic"]
     sequence_length: int = Field(default=128, gt=0, le=8192)
+    context_length: int | None = Field(default=None, gt=0)  # text-generation: prompt + generated tokens, KV cache
+    weight_only: WeightOnly | None = None  # int8/int4-weight build options (text-generation's recipe sets them)
     # Fixed-shape targets (TFLite) ship one entry point per bucket; the runtime picks the smallest that fits.
     # Empty: powers of two from 16 up to sequence_length, and sequence_length itself.
     sequence_buckets: list[PositiveInt] = []

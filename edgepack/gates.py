@@ -52,6 +52,14 @@ def gate_checks(gates, accuracy, p50_ms: float | None, size_mb: float, memory_mb
         verdict = "within the limit" if passed else f"short by {minimum - value:.4f}"
         checks.append(Check(f"min {name}", passed, f"{value:.4f} vs minimum {minimum:.4f}: {verdict}", "min", value,
                             minimum))
+    for name, maximum in gates.max_accuracy.items() if accuracy else ():
+        value = accuracy.details.get(name)
+        if value is None:
+            continue
+        passed = value <= maximum
+        verdict = "within the limit" if passed else f"over by {value - maximum:.4f}"
+        checks.append(Check(f"max {name}", passed, f"{value:.4f} vs maximum {maximum:.4f}: {verdict}", "max", value,
+                            maximum))
     return [c for c in checks if c is not None]
 
 
@@ -71,6 +79,8 @@ def device_checks(device: str, estimate_ms: float | None, size_mb: float, memory
 
 
 def unmeasured(gates, accuracy) -> list[str]:
-    """Minimums that could not be applied because the task did not measure that figure on this data."""
+    """Accuracy gates that could not be applied because the task did not measure that figure on this data."""
     return [f"gate min {name} >= {minimum} not applied: {name} was not measured on this data (labels needed?)"
-            for name, minimum in gates.min_accuracy.items() if name not in accuracy.details]
+            for name, minimum in gates.min_accuracy.items() if name not in accuracy.details] + \
+        [f"gate max {name} <= {maximum} not applied: {name} was not measured on this data"
+         for name, maximum in gates.max_accuracy.items() if name not in accuracy.details]

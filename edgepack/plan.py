@@ -35,6 +35,7 @@ class PackOptions:
     data_encoding: str | None = None
     limit: int | None = None  # at most this many evaluation samples (a seeded sample)
     sequence_length: int | None = None
+    context_length: int | None = None  # text-generation: the KV cache's size, memory and RAM checked at it
     gates: Gates = field(default_factory=Gates)
     opset: int | None = None
     threads: int | None = None
@@ -104,6 +105,7 @@ class Plan:
     threads: int
     distill: object = None  # a compress.distill.DistillSpec, or None
     workload: dict | None = None  # token lengths of the evaluation data (Task.workload_lengths); None for images
+    context_length: int | None = None  # text-generation: prompt + generated tokens the KV cache is sized for
     options: PackOptions = field(default_factory=lambda: PackOptions(out=Path(".")))  # as given, for what is not
     # resolved above (runs, warm-up, search budget, data overrides)
 
@@ -153,9 +155,9 @@ def plan(model: str, options: PackOptions) -> Plan:
     if not options.devices and not options.recipe and recipe:
         profiles = [load_profile(d) for d in recipe.devices]
     gates = (recipe.gates if recipe else Gates()).merged(options.gates)
-    unknown = sorted(set(gates.min_accuracy) - set(task.accuracy_details))
+    unknown = sorted((set(gates.min_accuracy) | set(gates.max_accuracy)) - set(task.accuracy_details))
     if unknown:
-        raise UsageError(f"gate min_accuracy.{unknown[0]}: {task.name} measures no {unknown[0]!r}",
+        raise UsageError(f"gate {unknown[0]}: {task.name} measures no {unknown[0]!r}",
                          f"choose from: {', '.join(task.accuracy_details)}")
     if dataset is None:
         if recipe is None or recipe.data is None:
@@ -174,12 +176,16 @@ def plan(model: str, options: PackOptions) -> Plan:
     if seq_len > task.max_length:
         raise UsageError(f"sequence length {seq_len} exceeds the model's maximum of {task.max_length} tokens",
                          f"pass --sequence-length {task.max_length} or less")
+    context = options.context_length or (recipe.context_length if recipe else None)
+    if context and hasattr(task, "check_context"):  # text-generation: the KV cache's size
+        task.check_context(max(context, seq_len))
     _check_out_spares(options.out, source.path, data_mod.locate(options.data or recipe.data))
     return Plan(source=source, task=task, recipe=recipe, targets=targets, precisions=precisions,
                 requested_precisions=list(dict.fromkeys(x for ps in precisions.values() for x in ps)), dataset=dataset,
                 sequence_length=seq_len, gates=gates, profiles=profiles,
                 threads=options.threads or min([p.default_threads for p in profiles] + [usable_cores()]),
-                distill=distill_spec, options=options, workload=task.workload_lengths(dataset.texts, seq_len))
+                distill=distill_spec, options=options, workload=task.workload_lengths(dataset.texts, seq_len),
+                context_length=context)
 
 
 def _targets(options: PackOptions, recipe: Recipe | None) -> tuple[list, dict[str, list[str]]]:

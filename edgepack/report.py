@@ -65,6 +65,8 @@ class ArtifactResult:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     role: str | None = None  # "teacher" or "student" when --distill packs both
+    # text-generation: TTFT, decode tokens/s, memory at the maximum context, per-device estimates (lm_checks.py)
+    generation: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -220,7 +222,8 @@ def to_markdown(report: Report) -> str:
             lines.append(f"Host estimate vs host measurement (a check on the cost model): estimate "
                          f"{check['estimate']:.2f} ms (range {check['low']:.2f}-{check['high']:.2f}) vs measured p50 "
                          f"{check['measured_p50']:.2f} ms: x{check['estimate_over_measured']:.2f}.")
-        if a.memory_mb is not None:
+        lines += generation_lines(a)
+        if a.memory_mb is not None and not a.generation:
             lines.append(f"Inference memory: {a.memory_mb:.1f} MB (peak RSS of the timing process above its size "
                          "before the runtime and model were loaded).")
         if a.settings:
@@ -233,6 +236,26 @@ def to_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def generation_lines(a: ArtifactResult) -> list[str]:
+    """A text-generation artifact's timing, memory and device estimates, in sentences (report.md and report.html)."""
+    g = a.generation
+    if not g:
+        return []
+    lines = [f"Generation on this host ({g['threads']} threads, fresh processes): time to first token at "
+             f"{g['prompt_tokens']} tokens p50 {g['ttft_ms']['p50']:.1f} ms (p90 {g['ttft_ms']['p90']:.1f}); decode "
+             f"{g['decode_tokens_per_s']:.1f} tokens/s over {g['new_tokens']} greedy tokens after the prompt (median of "
+             f"{len(g['decode_rounds'])} rounds), {g['decode_tokens_per_s_at_context']:.1f} tokens/s with the cache at "
+             f"{g['context']} tokens; peak memory with that cache {g['peak_memory_mb_at_context']:.1f} MB (above the "
+             "process's size before the runtime and model were loaded)."]
+    for device, e in g.get("devices", {}).items():
+        d, t = e["decode_tokens_per_s"], e["ttft_ms"]
+        lines.append(f"{device} (estimate, {e['threads']} threads): decode {d['estimate']:.1f} tokens/s (range "
+                     f"{d['low']:.1f}-{d['high']:.1f}), {e['decode_tokens_per_s_at_context']['estimate']:.1f} at "
+                     f"{e['context']} tokens; time to first token {t['estimate']:.0f} ms (range {t['low']:.0f}-"
+                     f"{t['high']:.0f}); RAM: {e['ram']['verdict']}.")
+    return lines
 
 
 def _workload_words(report: Report) -> str:

@@ -10,7 +10,7 @@ import json
 from html import escape
 
 from .manifest import versions
-from .report import Report, renderer, summary_rows
+from .report import Report, generation_lines, renderer, summary_rows
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; background: #fafafa;
@@ -90,7 +90,8 @@ def _artifact(a) -> str:
         scalars = {k: v for k, v in a.accuracy.details.items() if not isinstance(v, (dict, list))}
         lines.append("<p>Accuracy: " + escape(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                          for k, v in scalars.items())) + ".</p>")
-    if a.memory_mb is not None:
+    lines += [f"<p>{escape(line)}</p>" for line in generation_lines(a)]
+    if a.memory_mb is not None and not a.generation:
         lines.append(f"<p>Inference memory: {a.memory_mb:.1f} MB (peak RSS above the process's size before "
                      "loading).</p>")
     lines.append(_table(["check", "result", "detail"],

@@ -21,7 +21,8 @@ STAGES = [
     ("runtimes", ["runtimes"]),
     ("bench", ["bench", "estimate", "gates"]),
     ("report", ["report", "report_html", "report_plots"]),
-    ("pipeline", ["plan", "search", "catalog", "api", "matrix", "compare", "compare_report", "compare_reference"]),
+    ("pipeline", ["plan", "search", "catalog", "api", "matrix", "compare", "compare_report", "compare_reference",
+                  "lm_checks"]),
     ("cli", ["cli", "__main__"]),
 ]
 

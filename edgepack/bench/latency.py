@@ -17,9 +17,12 @@ def measure(path: Path, inputs: dict[str, np.ndarray], threads: int, warmup: int
     with tempfile.TemporaryDirectory() as tmp:
         feed = Path(tmp) / "inputs.npz"
         np.savez(feed, **inputs)
-        cmd = [sys.executable, "-m", "edgepack.bench.probe", str(path), str(feed), str(threads), str(warmup),
-               str(runs)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        return run_probe("edgepack.bench.probe", path, feed, threads, warmup, runs)
+
+
+def run_probe(module: str, path: Path, *args) -> dict:
+    """`python -m module path *args` in a fresh process; its last stdout line is the JSON result."""
+    done = subprocess.run([sys.executable, "-m", module, str(path), *map(str, args)], capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ExportError(f"{path.name}: the latency run failed: {last}")

@@ -25,6 +25,8 @@ from .common import EXIT_GATES_FAILED, ClickProgress, split
 @click.option("--data-encoding", help="Text encoding of the data file (default: utf-8, or the recipe's).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most this many samples (seeded sample).")
 @click.option("--sequence-length", type=click.IntRange(min=1), help="Sequence length for latency.")
+@click.option("--context-length", type=click.IntRange(min=1),
+              help="text-generation: tokens the KV cache holds (memory, RAM fit); default: the recipe's.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help="Gate: largest accuracy drop vs source.")
 @click.option("--search", is_flag=True,
               help="Search int8-static for --max-accuracy-drop: layers left in float, calibration variants.")
@@ -46,7 +48,7 @@ from .common import EXIT_GATES_FAILED, ClickProgress, split
 def pack(model, devices, recipe, out, task, revision, targets, precisions, data_path, text_column, label_column,
          data_encoding, limit, sequence_length, max_accuracy_drop, max_latency_ms, max_size_mb, max_memory_mb,
          opset, threads, runs, warmup, force, allow_pickle, trust_remote_code, as_json, search, search_budget,
-         distill):
+         distill, context_length):
     """Compress, export and check MODEL (a hub id or a local folder); write artifacts and a report to --out."""
     from ..api import PackOptions, pack as run_pack
     from ..config import DataSpec, Gates
@@ -57,6 +59,7 @@ def pack(model, devices, recipe, out, task, revision, targets, precisions, data_
         targets=split(targets) or None, precisions=split(precisions) or None,
         data=DataSpec(path=data_path) if data_path is not None else None, text_column=text_column,
         label_column=label_column, data_encoding=data_encoding, limit=limit, sequence_length=sequence_length,
+        context_length=context_length,
         opset=opset, threads=threads, runs=runs, warmup=warmup, force=force, allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code, search=search or search_budget is not None,
         search_budget_s=600.0 if search_budget is None else search_budget, distill=distill,

@@ -25,6 +25,7 @@ class ExportSettings:
     opset: int | None = None
     calibration: list = field(default_factory=list)  # samples (texts, image paths) static quantization calibrates on
     calibration_origin: str = ""
+    weight_only: dict = field(default_factory=dict)  # int8/int4-weight options (the recipe's `weight_only`)
 
 
 @dataclass
@@ -155,6 +156,13 @@ def calibration_sample(samples: list, size: int, seed: int = 0) -> list:
 
     return list(samples) if len(samples) <= size else [samples[i] for i in sorted(
         np.random.default_rng(seed).choice(len(samples), size=size, replace=False))]
+
+
+def no_kv_cache(target: str, task_name: str) -> str | None:
+    """`unsupported()` of the targets that export no decoder with a KV cache: text-generation, said before export."""
+    if task_name == "text-generation":
+        return f"the {target} target has no KV-cache export for text-generation yet; use --target onnx"
+    return None
 
 
 def require(what: str, extra: str, *modules: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain, require
+from . import Exported, ExportSettings, Target, Tuning, no_kv_cache, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # The oldest OS each precision's ops exist on: ML programs need iOS 15; the compressed-weight ops (constexpr_affine_
@@ -39,6 +39,10 @@ class CoreMlTarget(Target):
     @staticmethod
     def require() -> None:
         require("the coreml target", "coreml", "coremltools")
+
+    @staticmethod
+    def unsupported(source, task_name: str) -> str | None:
+        return no_kv_cache("coreml", task_name)
 
     @staticmethod
     def runs_here() -> str | None:

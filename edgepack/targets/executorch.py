@@ -25,7 +25,8 @@ from ..buckets import bucket_name
 from ..errors import ExportError, one_line
 from ..precisions import Precision
 from ..registry import TARGETS
-from . import Exported, ExportSettings, Target, Tuning, calibration_sample, quiet_toolchain, require
+from . import (Exported, ExportSettings, Target, Tuning, calibration_sample, no_kv_cache, quiet_toolchain,
+               require)
 from .torch_export import layer_of
 
 CALIBRATION_SAMPLES = 100  # int8-static: rows of the data file that are not evaluation samples
@@ -53,7 +54,7 @@ class ExecuTorchTarget(Target):
 
     @staticmethod
     def unsupported(source, task_name: str) -> str | None:
-        return None  # what torch.export or the runtime's kernels cannot take is refused in export(), op named
+        return no_kv_cache("executorch", task_name)  # other limits are refused in export(), the op named
 
     def export(self, source, task, settings: ExportSettings) -> Exported:
         """Trace the float model once per bucket and check every op: XNNPACK's partitioner says what it leaves to

@@ -18,7 +18,7 @@ SMOOTHING_MIN_OUTLIER_RATIO = 10.0
 
 @TARGETS.register("onnx")
 class OnnxTarget(Target):
-    precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int4-weight")
+    precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int8-weight", "int4-weight")
     suffix = ".onnx"
     runtime = "onnxruntime"
     tunable = ("int8-static",)
@@ -68,6 +68,11 @@ class OnnxTarget(Target):
             return {"exporter": "optimum.exporters.onnx.main_export", "dynamic_axes": ["batch", "sequence"],
                     "postprocessing_in_graph": exported.task.graph_pooling() is not None}
         with quiet_toolchain():
+            if precision == "int8-weight" or (precision == "int4-weight" and getattr(exported.task, "generative", 0)):
+                from .onnx_lm import build_weight_only  # MatMulNBits; for LMs also the embeddings and lm_head
+
+                return build_weight_only(base, dest, precision, exported.settings.weight_only, self.workdir,
+                                         bool(exported.source.config.get("tie_word_embeddings")))
             if precision == "fp16":
                 return _to_fp16(base, dest)
             if precision == "int8-dynamic":
@@ -167,6 +172,19 @@ class OnnxTarget(Target):
             info = quantize_static_int8(src, dest, feeds, tuning, self.workdir)
         return info | {"smoothing": smoothing,
                        "calibration_data": f"a seeded sample of {exported.settings.calibration_origin}"}
+
+    def deployment(self, precision: str, exported: Exported | None = None) -> dict:
+        """For a language model: how an app drives the KV cache, and its stop tokens (the manifest)."""
+        task = exported.task if exported else None
+        if not getattr(task, "generative", False):
+            return {}
+        layers, kv_heads, head_dim = task.cache_shape()
+        return {"generation": {
+            "kv_cache": f"feed present.N.key/value back as past_key_values.N.key/value (N < {layers}), float32, shape "
+                        f"(batch, {kv_heads}, past tokens, {head_dim}); start with past tokens = 0",
+            "inputs_each_step": "input_ids (new tokens), attention_mask (past + new ones), position_ids",
+            "stop_tokens": task.stop_tokens(), "chat_template": "tokenizer/ (tokenizer_config.json or "
+                                                                  "chat_template.jinja)"}}
 
     @staticmethod
     def check(path: Path, exported: Exported | None = None) -> str:

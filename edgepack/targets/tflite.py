@@ -16,7 +16,7 @@ import numpy as np
 from ..buckets import bucket_length, bucket_name
 from ..errors import ExportError, one_line
 from ..registry import TARGETS
-from . import Exported, ExportSettings, Target, Tuning, quiet_toolchain, require
+from . import Exported, ExportSettings, Target, Tuning, no_kv_cache, quiet_toolchain, require
 from .torch_export import export_program, preflight
 
 # ai-edge-quantizer recipe per precision (fp16 and int8-static are built below). Chosen over litert-torch's PT2E
@@ -37,6 +37,10 @@ class TfliteTarget(Target):
     @staticmethod
     def require() -> None:
         require("the tflite target", "tflite", "litert_torch", "ai_edge_litert.interpreter", "ai_edge_quantizer")
+
+    @staticmethod
+    def unsupported(source, task_name: str) -> str | None:
+        return no_kv_cache("tflite", task_name)
 
     def export(self, source, task, settings: ExportSettings) -> Exported:
         """Convert the fp32 model, one signature per bucket, into a folder holding `model.tflite`."""
