@@ -143,6 +143,12 @@ def plan(model: str, options: PackOptions) -> Plan:
     if options.recipe and recipe.task != task_name:
         raise UsageError(f"recipe {recipe.name!r} is for {recipe.task}, not {task_name}", "choose a matching recipe")
     task = TASKS.get(task_name)(source)
+    for target in targets:  # precisions a target has but not for this task (ONNX int8-weight for CNNs)
+        built = [x for x in target.precisions if task_name not in target.not_for_tasks.get(x, ())]
+        precisions[target.name] = [x for x in precisions[target.name] if x in built]
+        if not precisions[target.name]:
+            raise UsageError(f"target {target.name!r} builds none of the precisions asked for {task_name} models",
+                             f"choose from: {', '.join(built)}")
     teacher_layers = source.config.get("num_hidden_layers")
     if distill_spec is not None and isinstance(teacher_layers, int):  # before the source model runs, not after
         from .compress.distill import pick_layers

@@ -46,7 +46,7 @@ def test_each_precision_builds_checks_runs_and_matches_source(exported, precisio
     out = artifact_outputs(dest, task, TEXTS, 128, threads=1)
     acc = task.compare(ref, out, None)
     assert acc.drop < {"fp32": 1e-5, "fp16": 0.01, "int8-dynamic": 0.1, "int8-static": 0.1,
-                       "int4-weight": 0.1}[precision], acc
+                       "int8-weight": 0.02, "int4-weight": 0.1}[precision], acc
     if precision not in ("fp32", "int8-static"):  # static int8 leaves the (here dominant) embedding table float
         assert dest.stat().st_size < (folder.folder / "model.onnx").stat().st_size
 

@@ -97,6 +97,7 @@ class Target:
     suffix = ""
     runtime = ""
     tunable: tuple[str, ...] = ()
+    not_for_tasks: dict[str, tuple[str, ...]] = {}  # precision -> tasks it is not built for (plan leaves it out)
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)

@@ -19,6 +19,8 @@ SMOOTHING_MIN_OUTLIER_RATIO = 10.0
 @TARGETS.register("onnx")
 class OnnxTarget(Target):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-static", "int8-weight", "int4-weight")
+    # weight-only int8 quantizes MatMul weights: a CNN has none (image recipes name int8-weight for Core ML)
+    not_for_tasks = {"int8-weight": ("image-classification",)}
     suffix = ".onnx"
     runtime = "onnxruntime"
     tunable = ("int8-static",)
