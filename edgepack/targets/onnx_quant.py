@@ -13,6 +13,7 @@ import numpy as np
 from . import Tuning, calibration_sample
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 
 
 # The default static-int8 variant: the best trade-off measured on the fine-tuned MiniLM tweet classifier.
@@ -34,12 +35,13 @@ def calibration_feeds(task, texts: list[str], input_names: set[str], samples: in
 
 
 def quantizable_nodes(path: Path) -> list[str]:
-    """The layers static int8 quantizes: MatMul/Gemm nodes with a constant weight, in graph order."""
+    """The layers static int8 quantizes: MatMul/Gemm/Conv nodes with a constant weight, in graph order (Conv: a
+    CNN's weights are nearly all convolutions; without them only its classifier head would be int8)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     inits = {i.name for i in model.graph.initializer}
-    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1
+    return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and len(n.input) > 1
             and n.input[1] in inits]
 
 
@@ -71,7 +73,7 @@ def _pad_to_longest(feeds: list[dict]) -> list[dict]:
 
 def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], tuning: Tuning, cache_dir: Path) -> dict:
     """QDQ static int8 of `src` to `dest`. Weights int8 (per channel or per tensor), activations uint8 (or int8
-    when symmetric) with scales fixed by calibration. Only constant-weight MatMul/Gemm are quantized: the
+    when symmetric) with scales fixed by calibration. Only constant-weight MatMul/Gemm/Conv are quantized: the
     activation x activation products of attention stay float, as they do for dynamic int8."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -89,7 +91,7 @@ def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], tuning: Tunin
         feeds = _pad_to_longest(feeds)
     with contextlib.redirect_stdout(io.StringIO()):  # the entropy calibrator prints; stdout may carry --json
         quantize_static(str(src), str(dest), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel, reduce_range=False,
+                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel, reduce_range=False,
                         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_quantize=nodes, nodes_to_exclude=list(tuning.exclude),
                         calibrate_method=methods[method], extra_options=extra, calibration_cache_path=cache)
@@ -98,7 +100,7 @@ def quantize_static_int8(src: Path, dest: Path, feeds: list[dict], tuning: Tunin
             "calibration_moving_average": extra["CalibMovingAverage"],
             "weights": f"int8 symmetric, {'per channel' if per_channel else 'per tensor'}",
             "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'}, "
-                           "static per tensor", "op_types": "MatMul/Gemm with constant weights",
+                           "static per tensor", "op_types": "MatMul/Gemm/Conv with constant weights",
             "layers_quantized": len(nodes) - len(tuning.exclude), "layers_in_float": list(tuning.exclude),
             "variant": dict(tuning.knobs) | {"samples": tuning.samples, "exclude": len(tuning.exclude)}}
 
